@@ -1,0 +1,144 @@
+/* focal.c - sigmoid focal loss (torchvision) and softmax focal loss (LOSSES.md §6).
+ *
+ *   sigmoid: l = a_t (1 - p_t)^g ce,  ce = BCE-with-logits,  1 - p_t = y s(-x) + (1-y) s(x)
+ *     dl/dx = a_t [(1-p_t)^g (p - y) + g (1-p_t)^(g-1) (1-2y) p(1-p) ce]
+ *   softmax: l = -a_y (1 - p_y)^g log p_y
+ *     dl/dz_k = a_y (d_ky - p_k) k,  k = g (1-p_y)^(g-1) p_y log p_y - (1-p_y)^g
+ * Both evaluate (1-p)^(g-1) in the log domain so that g < 1 at saturated logits stays finite,
+ * where torch autograd produces 0 * inf = NaN. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+/* One sigmoid-focal element: value, and d/dx in *dx. */
+static double sfocal(double x, double y, double alpha, double g, double *dx)
+{
+  double ls_p = loss__log_sigmoid(x), ls_n = loss__log_sigmoid(-x); /* log p, log(1-p) */
+  double ce = -(y * ls_p + (1 - y) * ls_n);
+  /* log(1 - p_t) = log(y (1-p) + (1-y) p), as a log-add-exp of the two non-negative terms. */
+  double la = y > 0 ? log(y) + ls_n : -INFINITY, lb = y < 1 ? log1p(-y) + ls_p : -INFINITY;
+  double mx = fmax(la, lb);
+  double lq = mx == -INFINITY ? -INFINITY : mx + log(exp(la - mx) + exp(lb - mx));
+  double at = alpha >= 0 ? alpha * y + (1 - alpha) * (1 - y) : 1.0;
+  double qg = g == 0 ? 1.0 : exp(g * lq);
+  double p = exp(ls_p);
+  double t2 = g == 0 ? 0.0 : g * (1 - 2 * y) * exp((g - 1) * lq + ls_p + ls_n) * ce;
+  *dx = at * (qg * (p - y) + t2);
+  return at * qg * ce;
+}
+
+int loss_sigmoid_focal(const loss_tensor_t *logits, const loss_tensor_t *target, double alpha,
+                       double gamma, const loss_opts_t *o, loss_result_t *out)
+{
+  loss_reduction_t red;
+  size_t n = 0;
+  double *ls = NULL, *g = NULL;
+  int rc = loss__check_float(logits, "inputs.logits", out);
+  if (!rc) rc = loss__check_float(target, "inputs.target", out);
+  if (!rc) rc = loss__numel(logits, "inputs.logits", out, &n);
+  if (!rc) rc = loss__check_same_shape(logits, target, "inputs.target", out);
+  if (!rc) rc = loss__check_finite(logits, 0, "inputs.logits", out);
+  if (!rc) rc = loss__check_finite(target, 0, "inputs.target", out);
+  if (!rc && !(gamma >= 0 && isfinite(gamma)))
+    rc = loss__fail(out, LOSS_EPARAM, "params.gamma", "gamma must be finite and >= 0");
+  if (!rc && !isfinite(alpha))
+    rc = loss__fail(out, LOSS_EPARAM, "params.alpha", "alpha must be finite");
+  if (!rc) rc = loss__reduction(o, 7, LOSS_REDUCTION_NONE, &red, out);
+  if (!rc) rc = loss__check_grad_output(o, logits->rank, logits->shape, out);
+  if (rc) return loss__finish(out, rc);
+  for (size_t i = 0; i < n; i++) {
+    double y = loss__get(target, i);
+    if (y < 0 || y > 1) {
+      rc = loss__fail(out, LOSS_EPARAM, "inputs.target", "target must lie in [0, 1]");
+      return loss__finish(out, rc);
+    }
+  }
+  if (!(ls = red == LOSS_REDUCTION_NONE ? loss__losses(out, logits->rank, logits->shape)
+                                         : loss__scratch(out, n, sizeof *ls)))
+    goto nomem;
+  if ((o->grad_mask & 1) && !(g = loss__grad(out, "logits", logits))) goto nomem;
+  double sc = red == LOSS_REDUCTION_MEAN ? 1.0 / (double)n : 1.0;
+  for (size_t i = 0; i < n; i++) {
+    double dx;
+    ls[i] = sfocal(loss__get(logits, i), loss__get(target, i), alpha, gamma, &dx);
+    if (g) g[i] = dx * (o->grad_output ? loss__get(o->grad_output, i) : sc);
+  }
+  out->loss = red == LOSS_REDUCTION_NONE ? NAN : loss__reduce(ls, n, red, (double)n);
+  goto cleanup;
+nomem:
+  rc = LOSS_ENOMEM;
+cleanup:
+  if (red != LOSS_REDUCTION_NONE) free(ls);
+  return loss__finish(out, rc);
+}
+
+int loss_softmax_focal(const loss_tensor_t *logits, const loss_tensor_t *target,
+                       const loss_tensor_t *alpha, double gamma, const loss_opts_t *o,
+                       loss_result_t *out)
+{
+  loss_reduction_t red;
+  size_t n = 0, nt = 0;
+  double *ls = NULL, *g = NULL, *z = NULL;
+  int rc = loss__check_float(logits, "inputs.logits", out);
+  if (!rc) rc = loss__numel(logits, "inputs.logits", out, &n);
+  if (!rc) rc = loss__check_rank(logits, 2, "inputs.logits", out);
+  if (!rc) rc = loss__check_int(target, "inputs.target", out);
+  if (!rc) rc = loss__numel(target, "inputs.target", out, &nt);
+  if (!rc && (target->rank != 1 || target->shape[0] != logits->shape[0]))
+    rc = loss__fail(out, LOSS_ESHAPE, "inputs.target", "target must be [N] class indices");
+  if (!rc) rc = loss__check_finite(logits, 0, "inputs.logits", out);
+  if (!rc && !(gamma >= 0 && isfinite(gamma)))
+    rc = loss__fail(out, LOSS_EPARAM, "params.gamma", "gamma must be finite and >= 0");
+  if (!rc) rc = loss__reduction(o, 7, LOSS_REDUCTION_MEAN, &red, out);
+  if (rc) return loss__finish(out, rc);
+  size_t N = logits->shape[0], C = logits->shape[1];
+  if ((rc = loss__check_grad_output(o, 1, &N, out))) goto cleanup;
+  if (alpha) {
+    size_t na = loss_tensor_numel(alpha);
+    if ((rc = loss__check_float(alpha, "params.alpha", out))) goto cleanup;
+    if ((rc = loss__check_finite(alpha, 0, "params.alpha", out))) goto cleanup;
+    if (!(alpha->rank == 0 || (alpha->rank == 1 && na == C))) {
+      rc = loss__fail(out, LOSS_ESHAPE, "params.alpha", "alpha must be a scalar or [C]");
+      goto cleanup;
+    }
+  }
+  for (size_t i = 0; i < N; i++) {
+    int64_t y = loss__geti(target, i);
+    if (y < 0 || (uint64_t)y >= C) {
+      rc = loss__fail(out, LOSS_ERANGE, "inputs.target", "target %lld is out of bounds for %zu "
+                      "classes", (long long)y, C);
+      goto cleanup;
+    }
+  }
+  if (!(ls = red == LOSS_REDUCTION_NONE ? loss__losses(out, 1, &N)
+                                         : loss__scratch(out, N, sizeof *ls)))
+    goto nomem;
+  if ((o->grad_mask & 1) && !(g = loss__grad(out, "logits", logits))) goto nomem;
+  if (!(z = loss__scratch(out, C, sizeof *z))) goto nomem;
+  double sc = red == LOSS_REDUCTION_MEAN ? 1.0 / (double)N : 1.0;
+  for (size_t i = 0; i < N; i++) {
+    size_t y = (size_t)loss__geti(target, i);
+    for (size_t k = 0; k < C; k++) z[k] = loss__get(logits, i * C + k);
+    double lse = loss__lse(z, C), lpy = z[y] - lse, q = 0;
+    for (size_t k = 0; k < C; k++)
+      if (k != y) q += exp(z[k] - lse);
+    double ay = !alpha ? 1.0 : loss__get(alpha, alpha->rank == 0 ? 0 : y);
+    double qg = gamma == 0 ? 1.0 : pow(q, gamma);
+    ls[i] = -ay * qg * lpy;
+    if (!g) continue;
+    /* kappa = g q^(g-1) p_y log p_y - q^g; as q -> 0, q^(g-1) log p_y -> -q^g -> 0 (g > 0). */
+    double kappa = -qg;
+    if (gamma != 0 && q > 0) kappa += gamma * pow(q, gamma - 1) * exp(lpy) * lpy;
+    double s = o->grad_output ? loss__get(o->grad_output, i) : sc;
+    for (size_t k = 0; k < C; k++)
+      g[i * C + k] = s * ay * ((k == y) - exp(z[k] - lse)) * kappa;
+  }
+  out->loss = red == LOSS_REDUCTION_NONE ? NAN : loss__reduce(ls, N, red, (double)N);
+  goto cleanup;
+nomem:
+  rc = LOSS_ENOMEM;
+cleanup:
+  if (red != LOSS_REDUCTION_NONE) free(ls);
+  free(z);
+  return loss__finish(out, rc);
+}

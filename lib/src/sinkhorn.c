@@ -1,0 +1,262 @@
+/* sinkhorn.c - entropic optimal transport by log-domain Sinkhorn, with envelope gradients.
+ *
+ * As POT's sinkhorn_log (LOSSES.md §5.2): v = log b - lse_i(-C/reg + u), u = log a -
+ * lse_j(-C/reg + v); every 10 iterations the L2 norm of the column-marginal error is compared
+ * with tol. T = exp(-C/reg + u_i + v_j). The objective is stated, not implied:
+ *   kl:      <T,C> + reg sum T log(T / (a b^T)),  f = reg (u - log a), g = reg (v - log b)
+ *   entropy: <T,C> + reg sum T log T,             f = reg u,           g = reg v
+ * d/dC = T, d/da = f - mean f, d/db = g - mean g (the KL form corrects POT's envelope, which
+ * returns the entropy-objective potentials for both, LOSSES.md §5.3). */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+loss_sinkhorn_params_t loss_sinkhorn_params_default(void)
+{
+  loss_sinkhorn_params_t p = {NAN, LOSS_METRIC_SQEUCLIDEAN, LOSS_REG_KL, 1000, 1e-9, 0};
+  return p;
+}
+
+/* Cost between rows x_i and y_j, and its gradient w.r.t. x_i scaled by w added into gx (and
+ * w.r.t. y_j into gy) when they are not NULL. */
+static double metric_cost(loss_metric_t mt, const double *x, const double *y, size_t d,
+                          double w, double *gx, double *gy)
+{
+  double s = 0, nx = 0, ny = 0, dot = 0;
+  switch (mt) {
+  case LOSS_METRIC_SQEUCLIDEAN:
+    for (size_t k = 0; k < d; k++) s += (x[k] - y[k]) * (x[k] - y[k]);
+    if (gx || gy)
+      for (size_t k = 0; k < d; k++) {
+        if (gx) gx[k] += w * 2 * (x[k] - y[k]);
+        if (gy) gy[k] -= w * 2 * (x[k] - y[k]);
+      }
+    return s;
+  case LOSS_METRIC_EUCLIDEAN:
+    for (size_t k = 0; k < d; k++) s += (x[k] - y[k]) * (x[k] - y[k]);
+    s = sqrt(s);
+    if ((gx || gy) && s > 0)
+      for (size_t k = 0; k < d; k++) {
+        if (gx) gx[k] += w * (x[k] - y[k]) / s;
+        if (gy) gy[k] -= w * (x[k] - y[k]) / s;
+      }
+    return s;
+  case LOSS_METRIC_COSINE:
+    for (size_t k = 0; k < d; k++) {
+      nx += x[k] * x[k];
+      ny += y[k] * y[k];
+      dot += x[k] * y[k];
+    }
+    nx = sqrt(nx), ny = sqrt(ny);
+    {
+      double c = dot / (nx * ny);
+      if (gx || gy)
+        for (size_t k = 0; k < d; k++) {
+          if (gx) gx[k] -= w * (y[k] / ny - c * x[k] / nx) / nx;
+          if (gy) gy[k] -= w * (x[k] / nx - c * y[k] / ny) / ny;
+        }
+      return 1 - c;
+    }
+  }
+  return NAN;
+}
+
+static int check_inputs(const loss_tensor_t *a, const loss_tensor_t *b, const loss_tensor_t *C,
+                        const loss_tensor_t *x, const loss_tensor_t *y,
+                        const loss_sinkhorn_params_t *p, loss_result_t *out)
+{
+  size_t n;
+  int rc;
+  if (!a || !b) return loss__fail(out, LOSS_EMISSING, a ? "inputs.b" : "inputs.a",
+                                  "sinkhorn needs a and b");
+  if (C && (x || y)) return loss__fail(out, LOSS_ECONFLICT, "inputs.cost",
+                                       "give cost or x and y, not both");
+  if (!C && (!x || !y)) return loss__fail(out, LOSS_EMISSING, x ? "inputs.y" : "inputs.cost",
+                                          "give cost [n, m], or x [n, d] and y [m, d]");
+  const loss_tensor_t *v[2] = {a, b};
+  const char *f[2] = {"inputs.a", "inputs.b"};
+  for (int i = 0; i < 2; i++) {
+    if ((rc = loss__check_float(v[i], f[i], out)) || (rc = loss__numel(v[i], f[i], out, &n)) ||
+        (rc = loss__check_rank(v[i], 1, f[i], out)) || (rc = loss__check_finite(v[i], 0, f[i], out)))
+      return rc;
+    for (size_t j = 0; j < n; j++)
+      if (!(loss__get(v[i], j) > 0))
+        return loss__fail(out, LOSS_EPARAM, f[i], "%s must be strictly positive", f[i] + 7);
+  }
+  double sa = 0, sb = 0;
+  for (size_t j = 0; j < a->shape[0]; j++) sa += loss__get(a, j);
+  for (size_t j = 0; j < b->shape[0]; j++) sb += loss__get(b, j);
+  if (fabs(sa - sb) > 1e-6 * fmax(sa, sb))
+    return loss__fail(out, LOSS_EPARAM, "inputs.b", "a and b must have equal sums (%.17g vs %.17g)",
+                      sa, sb);
+  if (C) {
+    if ((rc = loss__check_float(C, "inputs.cost", out)) ||
+        (rc = loss__check_rank(C, 2, "inputs.cost", out)) ||
+        (rc = loss__check_finite(C, 0, "inputs.cost", out)))
+      return rc;
+    if (C->shape[0] != a->shape[0] || C->shape[1] != b->shape[0])
+      return loss__fail(out, LOSS_ESHAPE, "inputs.cost", "cost must be [n, m] = [%zu, %zu]",
+                        a->shape[0], b->shape[0]);
+  } else {
+    if ((rc = loss__check_float(x, "inputs.x", out)) || (rc = loss__check_float(y, "inputs.y", out)) ||
+        (rc = loss__check_rank(x, 2, "inputs.x", out)) || (rc = loss__check_rank(y, 2, "inputs.y", out)) ||
+        (rc = loss__numel(x, "inputs.x", out, &n)) || (rc = loss__numel(y, "inputs.y", out, &n)) ||
+        (rc = loss__check_finite(x, 0, "inputs.x", out)) ||
+        (rc = loss__check_finite(y, 0, "inputs.y", out)))
+      return rc;
+    if (x->shape[0] != a->shape[0] || y->shape[0] != b->shape[0] || x->shape[1] != y->shape[1])
+      return loss__fail(out, LOSS_ESHAPE, "inputs.x", "x must be [n, d] and y [m, d] with n = "
+                        "len(a), m = len(b)");
+  }
+  if (!(p->reg > 0 && isfinite(p->reg)))
+    return loss__fail(out, LOSS_EPARAM, "params.reg", "reg is required and must be > 0");
+  if (p->max_iter < 1 || p->max_iter > 1000000)
+    return loss__fail(out, LOSS_EPARAM, "params.max_iter", "max_iter must be in [1, 1000000]");
+  if (!(p->tol >= 0 && isfinite(p->tol)))
+    return loss__fail(out, LOSS_EPARAM, "params.tol", "tol must be >= 0");
+  return LOSS_OK;
+}
+
+/* One half-iteration: out_i = logw_i - lse_j(K_ij + in_j) over rows (trans 0) or columns. */
+static void half_step(const double *K, size_t n, size_t m, const double *in, const double *logw,
+                      double *res, double *tmp, int trans)
+{
+  if (!trans) {
+    for (size_t i = 0; i < n; i++) {
+      const double *row = K + i * m;
+      double mx = -INFINITY;
+      for (size_t j = 0; j < m; j++) mx = fmax(mx, row[j] + in[j]);
+      double s = 0;
+      for (size_t j = 0; j < m; j++) s += exp(row[j] + in[j] - mx);
+      res[i] = logw[i] - (mx + log(s));
+    }
+    return;
+  }
+  /* Column pass, row-major friendly: running max then running sum per column. */
+  for (size_t j = 0; j < m; j++) tmp[j] = -INFINITY;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < m; j++) tmp[j] = fmax(tmp[j], K[i * m + j] + in[i]);
+  for (size_t j = 0; j < m; j++) res[j] = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < m; j++) res[j] += exp(K[i * m + j] + in[i] - tmp[j]);
+  for (size_t j = 0; j < m; j++) res[j] = logw[j] - (tmp[j] + log(res[j]));
+}
+
+int loss_sinkhorn(const loss_tensor_t *a, const loss_tensor_t *b, const loss_tensor_t *cost,
+                  const loss_tensor_t *x, const loss_tensor_t *y,
+                  const loss_sinkhorn_params_t *p, const loss_opts_t *o, loss_result_t *out)
+{
+  double *buf = NULL;
+  int rc = LOSS_OK;
+  if (o->reduction != LOSS_REDUCTION_DEFAULT)
+    rc = loss__fail(out, LOSS_EREDUCTION, "reduction", "this loss is a scalar: no reduction");
+  if (!rc) rc = check_inputs(a, b, cost, x, y, p, out);
+  if (rc) return loss__finish(out, rc);
+  size_t n = a->shape[0], m = b->shape[0], d = cost ? 0 : x->shape[1], nm = n * m;
+  size_t need = 2 * nm + 4 * (n + m) + (cost ? 0 : (n + m) * d);
+  if (!(buf = loss__scratch(out, need, sizeof *buf))) goto nomem;
+  double *C = buf, *K = buf + nm, *la = K + nm, *lb = la + n, *u = lb + m, *v = u + n;
+  double *tmp = v + m, *col = tmp + (n > m ? n : m), *ex = col + m, *ey = ex + n * d;
+  double reg = p->reg;
+  for (size_t i = 0; i < n; i++) la[i] = log(loss__get(a, i));
+  for (size_t j = 0; j < m; j++) lb[j] = log(loss__get(b, j));
+  if (cost) {
+    loss__to_f64(cost, C, nm);
+  } else {
+    loss__to_f64(x, ex, n * d);
+    loss__to_f64(y, ey, m * d);
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < m; j++)
+        C[i * m + j] = metric_cost(p->metric, ex + i * d, ey + j * d, d, 0, NULL, NULL);
+    for (size_t i = 0; i < nm; i++)
+      if (!isfinite(C[i])) {
+        rc = loss__fail(out, LOSS_EPARAM, "inputs.x", "the cosine metric needs nonzero rows");
+        goto cleanup;
+      }
+  }
+  for (size_t i = 0; i < nm; i++) K[i] = -C[i] / reg;
+  /* u = v = 0 as POT; iterate. */
+  double err = INFINITY;
+  int64_t it = 0;
+  int converged = 0;
+  for (it = 0; it < p->max_iter; it++) {
+    half_step(K, n, m, u, lb, v, tmp, 1);
+    half_step(K, n, m, v, la, u, tmp, 0);
+    if (it % 10 == 0) {
+      for (size_t j = 0; j < m; j++) col[j] = 0;
+      for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < m; j++) col[j] += exp(K[i * m + j] + u[i] + v[j]);
+      err = 0;
+      for (size_t j = 0; j < m; j++) err += (col[j] - exp(lb[j])) * (col[j] - exp(lb[j]));
+      err = sqrt(err);
+      if (err < p->tol) {
+        converged = 1;
+        it++;
+        break;
+      }
+    }
+  }
+  /* Plan, objective, potentials. */
+  double lin = 0, ent = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < m; j++) {
+      double lt = K[i * m + j] + u[i] + v[j], t = exp(lt);
+      lin += t * C[i * m + j];
+      if (t > 0) ent += t * (p->reg_type == LOSS_REG_KL ? lt - la[i] - lb[j] : lt);
+    }
+  out->loss = lin + reg * ent;
+  double *f = loss__extra(out, "f", 1, &n), *g = loss__extra(out, "g", 1, &m);
+  if (!f || !g) goto nomem;
+  double mf = 0, mg = 0;
+  for (size_t i = 0; i < n; i++) mf += (f[i] = reg * (u[i] - (p->reg_type == LOSS_REG_KL ? la[i] : 0)));
+  for (size_t j = 0; j < m; j++) mg += (g[j] = reg * (v[j] - (p->reg_type == LOSS_REG_KL ? lb[j] : 0)));
+  mf /= (double)n, mg /= (double)m;
+  for (size_t i = 0; i < n; i++) f[i] -= mf;
+  for (size_t j = 0; j < m; j++) g[j] -= mg;
+  if ((rc = loss__extra_scalar(out, "value_linear", lin)) ||
+      (rc = loss__extra_int(out, "iterations", LOSS_OUT_INT, it)) ||
+      (rc = loss__extra_int(out, "converged", LOSS_OUT_BOOL, converged)) ||
+      (rc = loss__extra_scalar(out, "marginal_error", err)))
+    goto cleanup;
+  if (p->return_plan) {
+    size_t shp[2] = {n, m};
+    double *T = loss__extra(out, "plan", 2, shp);
+    if (!T) goto nomem;
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < m; j++) T[i * m + j] = exp(K[i * m + j] + u[i] + v[j]);
+  }
+  if (o->grad_mask & 1) {
+    double *ga = loss__grad(out, "a", a);
+    if (!ga) goto nomem;
+    memcpy(ga, f, n * sizeof *ga);
+  }
+  if (o->grad_mask & 2) {
+    double *gb = loss__grad(out, "b", b);
+    if (!gb) goto nomem;
+    memcpy(gb, g, m * sizeof *gb);
+  }
+  if (cost && (o->grad_mask & 4)) {
+    double *gc = loss__grad(out, "cost", cost);
+    if (!gc) goto nomem;
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < m; j++) gc[i * m + j] = exp(K[i * m + j] + u[i] + v[j]);
+  }
+  if (!cost && (o->grad_mask & 24)) {
+    double *gx = (o->grad_mask & 8) ? loss__grad(out, "x", x) : NULL;
+    double *gy = (o->grad_mask & 16) ? loss__grad(out, "y", y) : NULL;
+    if (((o->grad_mask & 8) && !gx) || ((o->grad_mask & 16) && !gy)) goto nomem;
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < m; j++) {
+        double t = exp(K[i * m + j] + u[i] + v[j]);
+        metric_cost(p->metric, ex + i * d, ey + j * d, d, t, gx ? gx + i * d : NULL,
+                    gy ? gy + j * d : NULL);
+      }
+  }
+  goto cleanup;
+nomem:
+  rc = LOSS_ENOMEM;
+cleanup:
+  free(buf);
+  return loss__finish(out, rc);
+}

@@ -1,0 +1,212 @@
+/* golden.c - golden-vector runner and numeric test helpers shared by the cmocka programs. */
+#include "golden.h"
+
+#include "catalog.h"
+#include "codec.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int close_enough(double a, double b, double rtol, double atol)
+{
+  if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
+  if (isinf(a) || isinf(b)) return a == b;
+  return fabs(a - b) <= atol + rtol * fabs(b);
+}
+
+double rnd(unsigned long long *s, double lo, double hi)
+{
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return lo + (hi - lo) * (double)(*s >> 11) / 9007199254740992.0;
+}
+
+loss_tensor_t tview(const void *data, loss_dtype_t dt, int rank, const size_t *shape)
+{
+  loss_tensor_t t = {data, dt, rank, {0}};
+  for (int i = 0; i < rank; i++) t.shape[i] = shape[i];
+  return t;
+}
+
+double fd_check(fd_fn f, void *ctx, double *x, size_t n, const double *analytic, double h,
+                double rtol, double atol)
+{
+  double worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    double x0 = x[i];
+    x[i] = x0 + h;
+    double fp = f(ctx, x);
+    x[i] = x0 - h;
+    double fm = f(ctx, x);
+    x[i] = x0;
+    double fd = (fp - fm) / (2 * h);
+    double r = fabs(analytic[i] - fd) / (atol + rtol * fabs(fd));
+    if (r > worst) worst = r;
+    if (r > 1)
+      fprintf(stderr, "  fd mismatch at %zu: analytic %.12g, finite difference %.12g\n", i,
+              analytic[i], fd);
+  }
+  return worst;
+}
+
+static double out_get(const loss_output_t *o, size_t i)
+{
+  switch (o->dtype) {
+  case LOSS_FLOAT32: return ((const float *)o->data)[i];
+  case LOSS_FLOAT64: return ((const double *)o->data)[i];
+  case LOSS_INT32: return ((const int32_t *)o->data)[i];
+  case LOSS_INT64: return (double)((const int64_t *)o->data)[i];
+  }
+  return NAN;
+}
+
+static double jnum(json_t *v)
+{
+  return json_is_null(v) ? NAN : json_number_value(v);
+}
+
+/* Compare an output with {"shape", "data"}. */
+static int cmp_tensor(const char *what, const loss_output_t *o, json_t *exp, double rtol,
+                      double atol)
+{
+  json_t *shape = json_object_get(exp, "shape"), *data = json_object_get(exp, "data");
+  if ((size_t)o->rank != json_array_size(shape)) {
+    fprintf(stderr, "  %s: rank %d, expected %zu\n", what, o->rank, json_array_size(shape));
+    return 1;
+  }
+  size_t n = 1;
+  for (int i = 0; i < o->rank; i++) {
+    if (o->shape[i] != (size_t)json_integer_value(json_array_get(shape, (size_t)i))) {
+      fprintf(stderr, "  %s: shape differs at dim %d\n", what, i);
+      return 1;
+    }
+    n *= o->shape[i];
+  }
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    double a = out_get(o, i), b = jnum(json_array_get(data, i));
+    if (!close_enough(a, b, rtol, atol)) {
+      if (bad++ < 3) fprintf(stderr, "  %s[%zu]: got %.17g, expected %.17g\n", what, i, a, b);
+    }
+  }
+  return bad != 0;
+}
+
+static int cmp_extra(const loss_output_t *o, json_t *exp, double rtol, double atol)
+{
+  if (json_is_boolean(exp)) return (*(const int64_t *)o->data != 0) != json_is_true(exp);
+  if (json_is_integer(exp) && o->kind == LOSS_OUT_INT)
+    return *(const int64_t *)o->data != json_integer_value(exp);
+  if (json_is_number(exp) || json_is_null(exp)) {
+    double a = out_get(o, 0), b = jnum(exp);
+    if (!close_enough(a, b, rtol, atol)) {
+      fprintf(stderr, "  extra %s: got %.17g, expected %.17g\n", o->name, a, b);
+      return 1;
+    }
+    return 0;
+  }
+  if (json_is_array(exp)) { /* rows */
+    size_t k = json_array_size(exp);
+    if (o->rank != 2 || o->shape[0] != k) {
+      fprintf(stderr, "  extra %s: %zu rows, expected %zu\n", o->name, o->rank ? o->shape[0] : 0, k);
+      return 1;
+    }
+    for (size_t r = 0; r < k; r++)
+      for (size_t c = 0; c < o->shape[1]; c++)
+        if (!close_enough(out_get(o, r * o->shape[1] + c),
+                          jnum(json_array_get(json_array_get(exp, r), c)), rtol, atol)) {
+          fprintf(stderr, "  extra %s: row %zu differs\n", o->name, r);
+          return 1;
+        }
+    return 0;
+  }
+  return cmp_tensor(o->name, o, exp, rtol, atol);
+}
+
+static int run_case(json_t *c)
+{
+  const char *name = json_string_value(json_object_get(c, "name"));
+  json_t *req = json_object_get(c, "request"), *exp = json_object_get(c, "expect");
+  double rtol = json_number_value(json_object_get(c, "rtol"));
+  double atol = json_number_value(json_object_get(c, "atol"));
+  const cat_desc_t *d = cat_find(json_string_value(json_object_get(req, "loss")));
+  codec_limits_t lim = {1u << 26};
+  loss_req_t lr;
+  api_error_t e;
+  loss_result_t r;
+  int bad = 0;
+  if (!d || codec_decode(d, req, 1, &lim, &lr, &e)) {
+    fprintf(stderr, "golden %s: decode failed: %s\n", name, d ? e.message : "unknown loss");
+    return 1;
+  }
+  loss_result_init(&r);
+  int rc = d->run(d, &lr.call, &r);
+  if (rc) {
+    fprintf(stderr, "golden %s: %s (%s)\n", name, r.err_msg, loss_status_name(rc));
+    codec_req_free(&lr);
+    return 1;
+  }
+  json_t *el = json_object_get(exp, "loss");
+  if (json_is_object(el)) {
+    bad |= !r.has_losses || cmp_tensor("loss", &r.losses, el, rtol, atol);
+  } else if (!close_enough(r.loss, jnum(el), rtol, atol)) {
+    fprintf(stderr, "  loss: got %.17g, expected %.17g\n", r.loss, jnum(el));
+    bad = 1;
+  }
+  json_t *grads = json_object_get(exp, "grads");
+  if (json_object_size(grads) != (size_t)r.n_grads) {
+    fprintf(stderr, "  %d gradients, expected %zu\n", r.n_grads, json_object_size(grads));
+    bad = 1;
+  }
+  const char *key;
+  json_t *v;
+  json_object_foreach(grads, key, v)
+  {
+    const loss_output_t *o = loss_result_grad(&r, key);
+    if (!o) {
+      fprintf(stderr, "  gradient %s missing\n", key);
+      bad = 1;
+    } else {
+      bad |= cmp_tensor(key, o, v, rtol, atol);
+    }
+  }
+  json_object_foreach(json_object_get(exp, "extra"), key, v)
+  {
+    const loss_output_t *o = loss_result_extra(&r, key);
+    if (!o) {
+      fprintf(stderr, "  extra %s missing\n", key);
+      bad = 1;
+    } else {
+      bad |= cmp_extra(o, v, rtol, atol);
+    }
+  }
+  if (bad) fprintf(stderr, "golden %s: FAILED\n", name);
+  loss_result_free(&r);
+  codec_req_free(&lr);
+  return bad;
+}
+
+int golden_run(const char *family, int *ran)
+{
+  char path[512];
+  const char *dir = getenv("LOSSD_GOLDEN_DIR");
+  snprintf(path, sizeof path, "%s/%s.json", dir ? dir : "tests/golden", family);
+  json_error_t err;
+  json_t *cases = json_load_file(path, 0, &err);
+  *ran = 0;
+  if (!cases) {
+    fprintf(stderr, "golden: cannot read %s: %s\n", path, err.text);
+    return 1;
+  }
+  int failed = 0;
+  for (size_t i = 0; i < json_array_size(cases); i++) {
+    failed += run_case(json_array_get(cases, i));
+    (*ran)++;
+  }
+  json_decref(cases);
+  return failed;
+}
