@@ -43,6 +43,8 @@ SRVTEST_BIN := $(SRVTEST_SRC:tests/server/%.c=$(BUILD)/tests/server/%)
 TESTCOMMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/common/*.c))
 DEPS_STAMP := $(BUILD)/.deps-ok
 
+.SECONDARY:
+
 .PHONY: all lib server test test-lib test-server test-python check format format-check run \
         bench bench-http install deps deps-bench clean golden
 

@@ -210,3 +210,141 @@ int golden_run(const char *family, int *ran)
   json_decref(cases);
   return failed;
 }
+
+static double scalar_of(const loss_req_t *lr, const loss_result_t *r)
+{
+  if (!r->has_losses) return r->loss;
+  size_t n = 1;
+  for (int i = 0; i < r->losses.rank; i++) n *= r->losses.shape[i];
+  const loss_tensor_t *go = lr->call.opts.grad_output;
+  double s = 0;
+  for (size_t i = 0; i < n; i++)
+    s += ((const double *)r->losses.data)[i] * (go ? ((const double *)go->data)[i] : 1.0);
+  return s;
+}
+
+int run_request(const char *json, loss_result_t *r)
+{
+  json_error_t jerr;
+  json_t *body = json_loads(json, 0, &jerr);
+  loss_result_init(r);
+  if (!body) {
+    fprintf(stderr, "run_request: bad JSON: %s\n", jerr.text);
+    return -1000;
+  }
+  const cat_desc_t *d = cat_find(json_string_value(json_object_get(body, "loss")));
+  codec_limits_t lim = {1u << 26};
+  loss_req_t lr;
+  api_error_t e;
+  int rc;
+  if (!d || codec_decode(d, body, 1, &lim, &lr, &e)) {
+    fprintf(stderr, "run_request: %s\n", d ? e.message : "unknown loss");
+    json_decref(body);
+    return -1001;
+  }
+  rc = d->run(d, &lr.call, r);
+  codec_req_free(&lr);
+  json_decref(body);
+  return rc;
+}
+
+double fd_request(const char *json, double h, double rtol, double atol)
+{
+  json_error_t jerr;
+  json_t *body = json_loads(json, 0, &jerr);
+  if (!body) return 1e300;
+  const cat_desc_t *d = cat_find(json_string_value(json_object_get(body, "loss")));
+  codec_limits_t lim = {1u << 26};
+  loss_req_t lr;
+  api_error_t e;
+  loss_result_t r, rp;
+  double worst = 1e300;
+  if (!d || codec_decode(d, body, 1, &lim, &lr, &e)) {
+    json_decref(body);
+    return worst;
+  }
+  loss_result_init(&r);
+  if (d->run(d, &lr.call, &r) || r.n_grads == 0) {
+    fprintf(stderr, "fd_request: %s\n", r.err_msg);
+    goto out;
+  }
+  worst = 0;
+  cat_call_t probe = lr.call;
+  probe.opts.grad_mask = 0;
+  for (int g = 0; g < r.n_grads; g++) {
+    int idx = cat_input_index(d, r.grads[g].name);
+    loss_tensor_t *t = (loss_tensor_t *)lr.call.in[idx];
+    if (t->dtype != LOSS_FLOAT64) continue;
+    double *x = (double *)t->data;
+    size_t n = loss_tensor_numel(t);
+    for (size_t i = 0; i < n; i++) {
+      double x0 = x[i], f[2];
+      for (int s = 0; s < 2; s++) {
+        x[i] = x0 + (s ? -h : h);
+        loss_result_init(&rp);
+        d->run(d, &probe, &rp);
+        f[s] = scalar_of(&lr, &rp);
+        loss_result_free(&rp);
+      }
+      x[i] = x0;
+      double fd = (f[0] - f[1]) / (2 * h), an = out_get(&r.grads[g], i);
+      double ratio = fabs(an - fd) / (atol + rtol * fabs(fd));
+      if (!(ratio <= 1))
+        fprintf(stderr, "  fd %s %s[%zu]: analytic %.12g, fd %.12g\n", d->name, r.grads[g].name,
+                i, an, fd);
+      if (!(ratio <= worst)) worst = ratio;
+    }
+  }
+out:
+  loss_result_free(&r);
+  codec_req_free(&lr);
+  json_decref(body);
+  return worst;
+}
+
+#include <stdarg.h>
+
+char *strf(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *p = malloc((size_t)n + 1);
+  va_start(ap, fmt);
+  vsnprintf(p, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return p;
+}
+
+static char *jt_gen(unsigned long long *s, int rank, const size_t *shape, double lo, double hi,
+                    int ints)
+{
+  sb_t b;
+  sb_init(&b);
+  size_t n = 1;
+  sb_puts(&b, "{\"shape\":[");
+  for (int i = 0; i < rank; i++) {
+    sb_printf(&b, i ? ",%zu" : "%zu", shape[i]);
+    n *= shape[i];
+  }
+  sb_puts(&b, "],\"data\":[");
+  for (size_t i = 0; i < n; i++) {
+    if (i) sb_puts(&b, ",");
+    double v = rnd(s, lo, hi);
+    if (ints) sb_printf(&b, "%ld", (long)floor(v));
+    else sb_double(&b, v);
+  }
+  sb_puts(&b, "]}");
+  return sb_take(&b, NULL);
+}
+
+char *jt_rand(unsigned long long *s, int rank, const size_t *shape, double lo, double hi)
+{
+  return jt_gen(s, rank, shape, lo, hi, 0);
+}
+
+char *jt_randint(unsigned long long *s, int rank, const size_t *shape, long lo, long hi)
+{
+  return jt_gen(s, rank, shape, (double)lo, (double)hi + 1, 1);
+}
