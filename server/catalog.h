@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#define CAT_MAX_IN 8
+#define CAT_MAX_IN  8
 #define CAT_MAX_PAR 8
 
 /* Which JSON numbers an input accepts: floats (integers are converted), integers only, or
@@ -25,7 +25,14 @@ typedef struct {
   const char *doc;
 } cat_input_t;
 
-typedef enum { PAR_BOOL, PAR_INT, PAR_REAL, PAR_ENUM, PAR_TENSOR, PAR_REAL_OR_TENSOR } cat_par_type_t;
+typedef enum {
+  PAR_BOOL,
+  PAR_INT,
+  PAR_REAL,
+  PAR_ENUM,
+  PAR_TENSOR,
+  PAR_REAL_OR_TENSOR
+} cat_par_type_t;
 
 typedef struct {
   const char *name;
@@ -59,9 +66,9 @@ typedef struct cat_desc {
   cat_input_t in[CAT_MAX_IN];
   int n_par;
   cat_param_t par[CAT_MAX_PAR];
-  unsigned reductions;    /* bitmask of 1 << loss_reduction_t; 0 = scalar loss, no reduction */
+  unsigned reductions; /* bitmask of 1 << loss_reduction_t; 0 = scalar loss, no reduction */
   const char *default_reduction;
-  const char *extras;     /* for people */
+  const char *extras; /* for people */
   int (*run)(const struct cat_desc *d, const cat_call_t *c, loss_result_t *out);
 } cat_desc_t;
 

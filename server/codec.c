@@ -25,17 +25,28 @@ int api_error(api_error_t *e, int status, const char *field, const char *fmt, ..
 const char *api_code_for(int status)
 {
   switch (status) {
-  case 400: return "bad_request";
-  case 401: return "unauthorized";
-  case 404: return "not_found";
-  case 405: return "method_not_allowed";
-  case 409: return "conflict";
-  case 413: return "too_large";
-  case 415: return "unsupported_media_type";
-  case 422: return "invalid_input";
-  case 503: return "unavailable";
-  case 504: return "timeout";
-  default: return "internal";
+  case 400:
+    return "bad_request";
+  case 401:
+    return "unauthorized";
+  case 404:
+    return "not_found";
+  case 405:
+    return "method_not_allowed";
+  case 409:
+    return "conflict";
+  case 413:
+    return "too_large";
+  case 415:
+    return "unsupported_media_type";
+  case 422:
+    return "invalid_input";
+  case 503:
+    return "unavailable";
+  case 504:
+    return "timeout";
+  default:
+    return "internal";
   }
 }
 
@@ -44,10 +55,17 @@ void api_error_from_loss(int status, const loss_result_t *r, api_error_t *e)
   int http;
   switch (status) {
   case LOSS_EMISSING:
-  case LOSS_ECONFLICT: http = 400; break;
-  case LOSS_ETOOBIG: http = 413; break;
-  case LOSS_ENOMEM: http = 500; break;
-  default: http = 422;
+  case LOSS_ECONFLICT:
+    http = 400;
+    break;
+  case LOSS_ETOOBIG:
+    http = 413;
+    break;
+  case LOSS_ENOMEM:
+    http = 500;
+    break;
+  default:
+    http = 422;
   }
   api_error(e, http, r->err_field, "%s", r->err_msg[0] ? r->err_msg : loss_strerror(status));
 }
@@ -229,8 +247,8 @@ static int dtype_parse(const char *s, loss_dtype_t *d)
 }
 
 /* Element count of a shape with the limit applied before anything is allocated. */
-static int check_count(const size_t *shape, int rank, const char *field,
-                       const codec_limits_t *lim, size_t *n, api_error_t *e)
+static int check_count(const size_t *shape, int rank, const char *field, const codec_limits_t *lim,
+                       size_t *n, api_error_t *e)
 {
   size_t c = 1;
   for (int i = 0; i < rank; i++) {
@@ -248,8 +266,7 @@ static int check_count(const size_t *shape, int rank, const char *field,
 static int put_number(json_t *v, loss_tensor_t *t, void *buf, size_t i, const char *field,
                       api_error_t *e)
 {
-  if (!json_is_number(v))
-    return api_error(e, 400, field, "%s must hold numbers only", field);
+  if (!json_is_number(v)) return api_error(e, 400, field, "%s must hold numbers only", field);
   if (t->dtype == LOSS_INT64) {
     if (!json_is_integer(v)) return api_error(e, 422, field, "%s must hold integers", field);
     ((int64_t *)buf)[i] = json_integer_value(v);
@@ -317,14 +334,20 @@ static int tensor_object(json_t *v, cat_in_kind_t kind, const char *field,
   json_t *val, *shape = NULL, *data = NULL, *b64 = NULL, *dtype = NULL;
   json_object_foreach(v, key, val)
   {
-    if (strcmp(key, "shape") == 0) shape = val;
-    else if (strcmp(key, "data") == 0) data = val;
-    else if (strcmp(key, "b64") == 0) b64 = val;
-    else if (strcmp(key, "dtype") == 0) dtype = val;
-    else return api_error(e, 400, field, "%s has an unknown key \"%s\"", field, key);
+    if (strcmp(key, "shape") == 0)
+      shape = val;
+    else if (strcmp(key, "data") == 0)
+      data = val;
+    else if (strcmp(key, "b64") == 0)
+      b64 = val;
+    else if (strcmp(key, "dtype") == 0)
+      dtype = val;
+    else
+      return api_error(e, 400, field, "%s has an unknown key \"%s\"", field, key);
   }
   if (!shape) return api_error(e, 400, field, "%s needs a shape", field);
-  if (!!data == !!b64) return api_error(e, 400, field, "%s needs exactly one of data and b64", field);
+  if (!!data == !!b64)
+    return api_error(e, 400, field, "%s needs exactly one of data and b64", field);
   if (parse_shape(shape, t->shape, &t->rank, field, e)) return -1;
   size_t n;
   if (check_count(t->shape, t->rank, field, lim, &n, e)) return -1;
@@ -394,7 +417,8 @@ int codec_tensor(json_t *v, cat_in_kind_t kind, const char *field, const codec_l
   json_t *cur = v;
   int rank = 0;
   while (json_is_array(cur)) {
-    if (rank >= MAX_DEPTH) return api_error(e, 400, field, "%s is nested deeper than %d", field, MAX_DEPTH);
+    if (rank >= MAX_DEPTH)
+      return api_error(e, 400, field, "%s is nested deeper than %d", field, MAX_DEPTH);
     if (rank >= LOSS_MAX_RANK)
       return api_error(e, 422, field, "%s has more than %d dimensions", field, LOSS_MAX_RANK);
     t->shape[rank++] = json_array_size(cur);
@@ -524,14 +548,19 @@ int codec_decode(const cat_desc_t *d, json_t *body, int allow_loss, const codec_
   if (!json_is_object(body)) return api_error(e, 400, NULL, "the body must be a JSON object");
   json_object_foreach(body, key, v)
   {
-    if (strcmp(key, "inputs") == 0) inputs = v;
-    else if (strcmp(key, "params") == 0) params = v;
-    else if (strcmp(key, "grad") == 0) grad = v;
-    else if (strcmp(key, "loss") == 0 && allow_loss) continue;
+    if (strcmp(key, "inputs") == 0)
+      inputs = v;
+    else if (strcmp(key, "params") == 0)
+      params = v;
+    else if (strcmp(key, "grad") == 0)
+      grad = v;
+    else if (strcmp(key, "loss") == 0 && allow_loss)
+      continue;
     else if (strcmp(key, "reduction") == 0) {
       if (!json_is_string(v)) return api_error(e, 400, "reduction", "reduction must be a string");
       if (!d->reductions)
-        return api_error(e, 400, "reduction", "%s is a scalar loss and takes no reduction", d->name);
+        return api_error(e, 400, "reduction", "%s is a scalar loss and takes no reduction",
+                         d->name);
       int r = cat_reduction_parse(json_string_value(v));
       if (r < 0 || !(d->reductions & (1u << r)))
         return api_error(e, 422, "reduction", "%s does not take reduction \"%s\"", d->name,
@@ -539,7 +568,8 @@ int codec_decode(const cat_desc_t *d, json_t *body, int allow_loss, const codec_
       req->call.opts.reduction = (loss_reduction_t)r;
     } else if (strcmp(key, "encoding") == 0) {
       if (!json_is_string(v)) return api_error(e, 400, "encoding", "encoding must be a string");
-      if (strcmp(json_string_value(v), "b64") == 0) req->b64_out = 1;
+      if (strcmp(json_string_value(v), "b64") == 0)
+        req->b64_out = 1;
       else if (strcmp(json_string_value(v), "json") != 0)
         return api_error(e, 422, "encoding", "encoding must be \"json\" or \"b64\"");
     } else {
@@ -553,7 +583,8 @@ int codec_decode(const cat_desc_t *d, json_t *body, int allow_loss, const codec_
     snprintf(field, sizeof field, "inputs.%s", key);
     if (json_is_null(v)) continue;
     if (strcmp(key, "grad_output") == 0) {
-      if (!(req->call.opts.grad_output = new_tensor(req, v, IN_FLOAT, "inputs.grad_output", lim, e)))
+      if (!(req->call.opts.grad_output =
+                new_tensor(req, v, IN_FLOAT, "inputs.grad_output", lim, e)))
         goto fail;
       continue;
     }
@@ -592,10 +623,18 @@ static size_t out_numel(const loss_output_t *o)
 static void encode_value(sb_t *s, const loss_output_t *o, size_t i)
 {
   switch (o->dtype) {
-  case LOSS_FLOAT32: sb_float(s, ((const float *)o->data)[i]); break;
-  case LOSS_FLOAT64: sb_double(s, ((const double *)o->data)[i]); break;
-  case LOSS_INT32: sb_printf(s, "%d", ((const int32_t *)o->data)[i]); break;
-  case LOSS_INT64: sb_printf(s, "%lld", (long long)((const int64_t *)o->data)[i]); break;
+  case LOSS_FLOAT32:
+    sb_float(s, ((const float *)o->data)[i]);
+    break;
+  case LOSS_FLOAT64:
+    sb_double(s, ((const double *)o->data)[i]);
+    break;
+  case LOSS_INT32:
+    sb_printf(s, "%d", ((const int32_t *)o->data)[i]);
+    break;
+  case LOSS_INT64:
+    sb_printf(s, "%lld", (long long)((const int64_t *)o->data)[i]);
+    break;
   }
 }
 
@@ -632,8 +671,10 @@ static void encode_output(sb_t *s, const loss_output_t *o, int b64)
       sb_puts(s, r ? ",[" : "[");
       for (size_t c = 0; c < o->shape[1]; c++) {
         if (c) sb_putn(s, ",", 1);
-        if (c + 1 < o->shape[1]) sb_printf(s, "%lld", (long long)v[r * o->shape[1] + c]);
-        else sb_double(s, v[r * o->shape[1] + c]);
+        if (c + 1 < o->shape[1])
+          sb_printf(s, "%lld", (long long)v[r * o->shape[1] + c]);
+        else
+          sb_double(s, v[r * o->shape[1] + c]);
       }
       sb_puts(s, "]");
     }
@@ -648,8 +689,10 @@ static void encode_output(sb_t *s, const loss_output_t *o, int b64)
 void codec_encode_result(sb_t *s, const loss_req_t *req, const loss_result_t *r)
 {
   sb_puts(s, "{\"loss\":");
-  if (r->has_losses) codec_encode_tensor(s, &r->losses, req->b64_out);
-  else sb_double(s, r->loss);
+  if (r->has_losses)
+    codec_encode_tensor(s, &r->losses, req->b64_out);
+  else
+    sb_double(s, r->loss);
   sb_puts(s, ",\"grads\":{");
   for (int i = 0; i < r->n_grads; i++) {
     if (i) sb_putn(s, ",", 1);

@@ -1,0 +1,33 @@
+/* main.c - lossd: configuration to the loop. */
+#include "http.h"
+#include "multitask.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(int argc, char **argv)
+{
+  static server_t srv;
+  int rc = config_load(&srv.cfg, argc, argv);
+  if (rc) return rc > 0 ? 0 : 2;
+  /* The pool reads its size once, at the first uv_queue_work. */
+  char threads[16];
+  snprintf(threads, sizeof threads, "%d", srv.cfg.threads);
+  setenv("UV_THREADPOOL_SIZE", threads, 1);
+  json_object_seed(0);
+  signal(SIGPIPE, SIG_IGN);
+  metrics_init();
+  uv_loop_t *loop = uv_default_loop();
+  srv.loop = loop;
+  if (mt_init(&srv)) {
+    fprintf(stderr, "lossd: could not recover the multitask state\n");
+    return 1;
+  }
+  if (http_start(&srv, loop)) return 1;
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_loop_close(loop);
+  free(srv.mt);
+  return 0;
+}
