@@ -178,6 +178,19 @@ char *sb_take(sb_t *s, size_t *len)
 
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+long b64_decoded_size(const char *in, size_t n)
+{
+  if (n % 4) return -1;
+  for (size_t i = 0; i < n; i++) {
+    char c = in[i];
+    int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+             c == '+' || c == '/' || (c == '=' && i + 2 >= n && (i + 1 == n || in[i + 1] == '='));
+    if (!ok) return -1;
+  }
+  size_t pad = n && in[n - 1] == '=' ? (n > 1 && in[n - 2] == '=' ? 2 : 1) : 0;
+  return (long)(n / 4 * 3 - pad);
+}
+
 long b64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
 {
   static signed char rev[256];
@@ -280,7 +293,10 @@ static int put_number(json_t *v, loss_tensor_t *t, void *buf, size_t i, const ch
 static int walk(json_t *v, int depth, loss_tensor_t *t, void *buf, size_t *pos, const char *field,
                 api_error_t *e)
 {
-  if (depth == t->rank) return put_number(v, t, buf, (*pos)++, field, e);
+  if (depth == t->rank) {
+    if (json_is_array(v)) return api_error(e, 422, field, "%s is not rectangular", field);
+    return put_number(v, t, buf, (*pos)++, field, e);
+  }
   if (!json_is_array(v)) {
     if (json_is_number(v)) return api_error(e, 422, field, "%s is not rectangular", field);
     return api_error(e, 400, field, "%s must hold numbers only", field);
@@ -361,26 +377,19 @@ static int tensor_object(json_t *v, cat_in_kind_t kind, const char *field,
     if (!have_dtype) return api_error(e, 400, field, "%s: b64 needs a dtype", field);
     if (!json_is_string(b64)) return api_error(e, 400, field, "%s.b64 must be a string", field);
     size_t len = json_string_length(b64), bytes = n * loss_dtype_size(t->dtype);
-    if (len / 4 * 3 > bytes + 2 || (len + 3) / 4 * 3 < bytes)
-      return api_error(e, 422, field, "%s.b64 holds %zu bytes' worth, shape needs %zu", field,
-                       len / 4 * 3, bytes);
+    long have = b64_decoded_size(json_string_value(b64), len);
+    if (have < 0) return api_error(e, 400, field, "%s.b64 is not valid base64", field);
+    if ((size_t)have != bytes)
+      return api_error(e, 422, field, "%s.b64 holds %ld bytes, shape needs %zu", field, have, bytes);
     if (!(*owned = malloc(bytes ? bytes : 1))) return api_error(e, 500, field, "out of memory");
-    long got = b64_decode(json_string_value(b64), len, *owned, bytes);
-    if (got < 0) {
-      /* Distinguish bad characters from a wrong byte count. */
-      size_t cap = len / 4 * 3 + 3;
-      unsigned char *tmp = malloc(cap);
-      long any = tmp ? b64_decode(json_string_value(b64), len, tmp, cap) : -1;
-      free(tmp);
-      if (any < 0) return api_error(e, 400, field, "%s.b64 is not valid base64", field);
-      return api_error(e, 422, field, "%s.b64 holds %ld bytes, shape needs %zu", field, any, bytes);
-    }
-    if ((size_t)got != bytes)
-      return api_error(e, 422, field, "%s.b64 holds %ld bytes, shape needs %zu", field, got, bytes);
+    b64_decode(json_string_value(b64), len, *owned, bytes);
     t->data = *owned;
     return 0;
   }
   if (!json_is_array(data)) return api_error(e, 400, field, "%s.data must be an array", field);
+  for (size_t i = 0; i < json_array_size(data); i++)
+    if (!json_is_number(json_array_get(data, i)))
+      return api_error(e, 400, field, "%s.data must be a flat array of numbers", field);
   if (json_array_size(data) != n)
     return api_error(e, 422, field, "%s.data has %zu values, shape needs %zu", field,
                      json_array_size(data), n);
@@ -390,9 +399,7 @@ static int tensor_object(json_t *v, cat_in_kind_t kind, const char *field,
   t->dtype = jt;
   if (!(*owned = malloc(n ? n * 8 : 1))) return api_error(e, 500, field, "out of memory");
   for (size_t i = 0; i < n; i++) {
-    json_t *x = json_array_get(data, i);
-    if (json_is_array(x)) return api_error(e, 400, field, "%s.data must be flat", field);
-    if (put_number(x, t, *owned, i, field, e)) return -1;
+    if (put_number(json_array_get(data, i), t, *owned, i, field, e)) return -1;
   }
   t->data = *owned;
   return 0;
@@ -415,10 +422,11 @@ int codec_tensor(json_t *v, cat_in_kind_t kind, const char *field, const codec_l
     return api_error(e, 400, field, "%s must be a number, an array or a tensor object", field);
   /* Nested arrays: the shape from the first element at each depth, then a checked walk. */
   json_t *cur = v;
-  int rank = 0;
-  while (json_is_array(cur)) {
-    if (rank >= MAX_DEPTH)
+  int rank = 0, depth = 0;
+  for (json_t *d = v; json_is_array(d) && json_array_size(d); d = json_array_get(d, 0))
+    if (++depth > MAX_DEPTH)
       return api_error(e, 400, field, "%s is nested deeper than %d", field, MAX_DEPTH);
+  while (json_is_array(cur)) {
     if (rank >= LOSS_MAX_RANK)
       return api_error(e, 422, field, "%s has more than %d dimensions", field, LOSS_MAX_RANK);
     t->shape[rank++] = json_array_size(cur);

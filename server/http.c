@@ -103,7 +103,6 @@ static enum MHD_Result queue_stored(req_t *r)
   enum MHD_Result rc = MHD_queue_response(r->conn, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
   r->queued_response = 1;
-  r->srv->inflight--;
   return rc;
 }
 
@@ -349,7 +348,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   if (!r) return;
   *con_cls = NULL;
   double secs = (double)(http_now_ns() - r->t0) / 1e9;
-  if (!r->queued_response) s->inflight--; /* never answered: the client went away */
+  s->inflight--; /* counted until sent, so that a drain never cuts a response short */
   int status = r->queued_response ? r->status : 499;
   metrics_request(r->route, status, secs);
   if (s->cfg.access_log) {

@@ -1,0 +1,338 @@
+"""The real lossd over HTTP: routes, tensor forms, errors, limits, concurrency, auth, drain."""
+import base64
+import glob
+import json
+import os
+import signal
+import socket
+import struct
+import threading
+import time
+import unittest
+
+from harness import ROOT, Server, close_to, raw_http, raw_request, status_of
+
+CE_BODY = {"inputs": {"logits": [[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]], "target": [0, 2]},
+           "params": {"label_smoothing": 0.1}}
+
+
+def b64(fmt, vals):
+    return base64.b64encode(struct.pack("<" + fmt * len(vals), *vals)).decode()
+
+
+def unb64(t):
+    fmt = {"float32": "f", "float64": "d", "int32": "i", "int64": "q"}[t["dtype"]]
+    raw = base64.b64decode(t["b64"])
+    return list(struct.unpack("<" + fmt * (len(raw) // struct.calcsize(fmt)), raw))
+
+
+class Http(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.s = Server("--max-body", "1048576", "--max-elements", "100000", "--idle-timeout", "2")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.assertEqual(cls, cls.s.stop(), 0) if False else cls.s.stop()
+
+    def test_health_ready_info(self):
+        st, h, b = self.s.get("/healthz")
+        self.assertEqual((st, b), (200, {"status": "ok"}))
+        st, _, b = self.s.get("/readyz")
+        self.assertEqual((st, b["status"]), (200, "ready"))
+        st, _, b = self.s.get("/v1/info")
+        self.assertEqual(st, 200)
+        self.assertEqual(b["limits"]["max_body"], 1048576)
+        self.assertEqual(b["losses"], 14)
+
+    def test_catalogue(self):
+        st, _, b = self.s.get("/v1/losses")
+        self.assertEqual(st, 200)
+        names = [d["name"] for d in b["losses"]]
+        for n in ("cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "entropy",
+                  "sigmoid_focal", "softmax_focal", "cosent", "angle", "circle", "global_pointer",
+                  "sparse_mcce", "sinkhorn", "emo", "multitask"):
+            self.assertIn(n, names)
+        ce = b["losses"][names.index("cross_entropy")]
+        self.assertEqual([p["default"] for p in ce["params"]], [None, -100, 0])
+        self.assertEqual(ce["grads"], ["logits"])
+        st, _, one = self.s.get("/v1/losses/sinkhorn")
+        self.assertEqual(st, 200)
+        self.assertTrue(any(p["name"] == "reg" and p.get("required") for p in one["params"]))
+
+    def test_openapi(self):
+        st, h, text = self.s.get("/openapi.yaml")
+        self.assertEqual(st, 200)
+        self.assertIn("yaml", h["content-type"])
+        with open(os.path.join(ROOT, "proto", "openapi.yaml")) as f:
+            self.assertEqual(text, f.read())
+
+    def test_metrics(self):
+        self.s.post("/v1/losses/cross_entropy", CE_BODY)
+        st, h, text = self.s.get("/metrics")
+        self.assertEqual(st, 200)
+        self.assertTrue(h["content-type"].startswith("text/plain"))
+        for m in ("lossd_http_requests_total{route=\"loss\",code=\"200\"}",
+                  "lossd_http_request_duration_seconds_bucket", "lossd_inflight_requests",
+                  "lossd_queue_depth", "lossd_loss_evaluations_total{loss=\"cross_entropy\"}",
+                  "lossd_multitask_sessions", "process_resident_memory_bytes"):
+            self.assertIn(m, text)
+
+    def test_api_example(self):
+        st, _, b = self.s.post("/v1/losses/cross_entropy", CE_BODY)
+        self.assertEqual(st, 200)
+        self.assertTrue(close_to(b["loss"], 0.34545638058931, 1e-13))
+        self.assertEqual(b["grads"]["logits"]["shape"], [2, 3])
+        self.assertEqual(b["extra"], {})
+
+    def test_tensor_forms_agree(self):
+        z = [[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]]
+        flat = [v for row in z for v in row]
+        forms = [
+            {"logits": z, "target": [0, 2]},
+            {"logits": {"shape": [2, 3], "data": flat}, "target": {"shape": [2], "data": [0, 2]}},
+            {"logits": {"shape": [2, 3], "dtype": "float64", "b64": b64("d", flat)},
+             "target": {"shape": [2], "dtype": "int64", "b64": b64("q", [0, 2])}},
+            {"logits": {"shape": [2, 3], "dtype": "float64", "b64": b64("d", flat)},
+             "target": {"shape": [2], "dtype": "int32", "b64": b64("i", [0, 2])}},
+        ]
+        ref = None
+        for f in forms:
+            st, _, b = self.s.post("/v1/losses/cross_entropy", {"inputs": f})
+            self.assertEqual(st, 200, b)
+            if ref is None:
+                ref = b
+            self.assertEqual(b["loss"], ref["loss"])
+            self.assertEqual(b["grads"], ref["grads"])
+        # float32 b64 in, b64 out in the input's dtype
+        st, _, b = self.s.post("/v1/losses/cross_entropy", {
+            "inputs": {"logits": {"shape": [2, 3], "dtype": "float32", "b64": b64("f", flat)},
+                       "target": [0, 2]}, "encoding": "b64"})
+        self.assertEqual(st, 200)
+        g = b["grads"]["logits"]
+        self.assertEqual((g["dtype"], g["shape"]), ("float32", [2, 3]))
+        self.assertTrue(close_to(unb64(g), ref["grads"]["logits"]["data"], 1e-5, 1e-7))
+        # scalar form and reduction none with grad_output
+        st, _, b = self.s.post("/v1/losses/multitask", {"inputs": {"losses": [1.5, 2]}})
+        self.assertEqual((st, b["loss"]), (200, 3.5))
+        st, _, b = self.s.post("/v1/losses/cross_entropy", {
+            "inputs": {"logits": z, "target": [0, 2], "grad_output": [2.0, 0.0]},
+            "reduction": "none", "encoding": "b64"})
+        self.assertEqual(st, 200)
+        self.assertEqual(b["loss"]["dtype"], "float64")
+        self.assertEqual(unb64(b["grads"]["logits"])[3:], [0.0, 0.0, 0.0])
+
+    def test_grad_selection_and_nan(self):
+        st, _, b = self.s.post("/v1/losses/kl_div", {
+            "inputs": {"input": [-1.0, -0.5], "target": [0.3, 0.7]}, "grad": ["target"]})
+        self.assertEqual(list(b["grads"]), ["target"])
+        st, _, b = self.s.post("/v1/losses/kl_div", {
+            "inputs": {"input": [-1.0, -0.5], "target": [0.3, 0.7]}, "grad": False})
+        self.assertEqual(b["grads"], {})
+        st, _, b = self.s.post("/v1/losses/cross_entropy", {
+            "inputs": {"logits": [[1.0, 2.0]], "target": [-100]}})
+        self.assertEqual(st, 200)
+        self.assertIsNone(b["loss"])  # NaN, as torch, is JSON null
+        self.assertEqual(b["grads"]["logits"]["data"], [0.0, 0.0])
+
+    def test_global_pointer_entities(self):
+        st, _, b = self.s.post("/v1/losses/global_pointer", {
+            "inputs": {"scores": [[[[1.0, -2.0], [0.5, 3.0]]]], "spans": [[0, 0, 0, 1], [0, 0, 1, 1]]}})
+        self.assertEqual(st, 200, b)
+        self.assertEqual(b["extra"]["entities"], [[0, 0, 0, 0, 1.0], [0, 0, 1, 1, 3.0]])
+        self.assertTrue(close_to(b["extra"]["precision"], 0.5))
+        self.assertTrue(close_to(b["extra"]["recall"], 0.5))
+
+    def test_batch(self):
+        st, _, b = self.s.post("/v1/batch", {"calls": [
+            dict(CE_BODY, loss="cross_entropy"),
+            {"loss": "cosent", "inputs": {"scores": [0.1, 0.9], "labels": [1, 0]}},
+            {"loss": "nope", "inputs": {}},
+            {"loss": "cross_entropy", "inputs": {"logits": [[1.0]], "target": [3]}}]})
+        self.assertEqual(st, 200)
+        r = b["results"]
+        self.assertTrue(close_to(r[0]["loss"], 0.34545638058931, 1e-13))
+        self.assertIn("scores", r[1]["grads"])
+        self.assertEqual(r[2]["error"]["code"], "not_found")
+        self.assertEqual(r[3]["error"]["code"], "invalid_input")
+
+    def test_proto_examples(self):
+        files = sorted(glob.glob(os.path.join(ROOT, "proto", "examples", "*.request.json")))
+        self.assertGreaterEqual(len(files), 14)
+        for f in files:
+            name = os.path.basename(f).split(".")[0]
+            with open(f) as fh:
+                req = json.load(fh)
+            with open(f.replace(".request.", ".response.")) as fh:
+                want = json.load(fh)
+            st, _, got = self.s.post("/v1/losses/" + name, req)
+            self.assertEqual(st, 200, (name, got))
+            self.assertTrue(close_to(got["loss"], want["loss"], 1e-7, 1e-10), name)
+            self.assertTrue(close_to(got["grads"], want["grads"], 1e-7, 1e-10), name)
+            for k, v in want["extra"].items():  # the listed extras; others may be present
+                self.assertTrue(close_to(got["extra"][k], v, 1e-7, 1e-10), (name, k))
+
+    def test_invalid_corpus(self):
+        files = sorted(glob.glob(os.path.join(ROOT, "tests", "data", "http", "invalid", "*.json")))
+        self.assertGreaterEqual(len(files), 100)
+        bad = []
+        for f in files:
+            with open(f) as fh:
+                c = json.load(fh)
+            body = c.get("body")
+            if body is None and "body_json" in c:
+                body = json.dumps(c["body_json"])
+            st, h, b = raw_request(self.s.port, c["method"], c["path"], body or b"",
+                                   headers=c.get("headers"))
+            code = b.get("error", {}).get("code") if isinstance(b, dict) else None
+            if st != c["status"] or code != c["code"]:
+                bad.append((os.path.basename(f), st, code, b))
+            if st == 405:
+                self.assertIn("allow", h)
+        self.maxDiff = None
+        self.assertEqual(bad, [])
+        # The server survived all of it.
+        self.assertEqual(self.s.get("/healthz")[0], 200)
+
+    def test_body_too_large_chunked(self):
+        body = b"{\"inputs\":{\"logits\":[" + b"1," * 700000 + b"1]}}"
+        chunks = b""
+        for i in range(0, len(body), 65536):
+            part = body[i:i + 65536]
+            chunks += b"%x\r\n" % len(part) + part + b"\r\n"
+        req = (b"POST /v1/losses/cross_entropy HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+               b"\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
+        self.assertEqual(status_of(raw_http(self.s.port, req)), 413)
+        req = (b"POST /v1/losses/cross_entropy HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+        self.assertEqual(status_of(raw_http(self.s.port, req)), 413)
+
+    def test_500_concurrent(self):
+        body = json.dumps(CE_BODY).encode()
+        req = (b"POST /v1/losses/cross_entropy HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+               b"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+        socks = []
+        for _ in range(500):
+            s = socket.create_connection(("127.0.0.1", self.s.port), timeout=30)
+            s.sendall(req)
+            socks.append(s)
+        ok = 0
+        for s in socks:
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            ok += status_of(data) == 200 and b"0.3454563805893" in data
+        self.assertEqual(ok, 500)
+
+    def test_slow_client_does_not_block(self):
+        s = socket.create_connection(("127.0.0.1", self.s.port))
+        s.sendall(b"POST /v1/losses/cross_entropy HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"in")
+        t0 = time.time()
+        for _ in range(20):
+            self.assertEqual(self.s.post("/v1/losses/cross_entropy", CE_BODY)[0], 200)
+        self.assertLess(time.time() - t0, 2.0)
+        s.close()
+
+    def test_idle_timeout_closes(self):
+        s = socket.create_connection(("127.0.0.1", self.s.port))
+        s.settimeout(10)
+        t0 = time.time()
+        self.assertEqual(s.recv(10), b"")  # closed by the server after --idle-timeout 2
+        self.assertLess(time.time() - t0, 6)
+        s.close()
+
+
+class Operations(unittest.TestCase):
+    def test_auth(self):
+        tok = os.path.join(ROOT, "build", "test-token")
+        with open(tok, "w") as f:
+            f.write("s3cret-token\n")
+        with Server("--token-file", tok) as s:
+            self.assertEqual(s.get("/healthz")[0], 200)
+            self.assertEqual(s.get("/readyz")[0], 200)
+            self.assertEqual(s.get("/metrics")[0], 200)
+            st, _, b = s.post("/v1/losses/cross_entropy", CE_BODY)
+            self.assertEqual((st, b["error"]["code"]), (401, "unauthorized"))
+            st, _, _ = s.post("/v1/losses/cross_entropy", CE_BODY, headers={"Authorization": "Bearer nope"})
+            self.assertEqual(st, 401)
+            st, _, _ = s.post("/v1/losses/cross_entropy", CE_BODY,
+                              headers={"Authorization": "Bearer s3cret-token"})
+            self.assertEqual(st, 200)
+        with Server(env={"LOSSD_TOKEN": "envtok"}) as s:
+            self.assertEqual(s.get("/v1/info")[0], 401)
+            self.assertEqual(s.get("/v1/info", headers={"Authorization": "Bearer envtok"})[0], 200)
+
+    def test_queue_full_503(self):
+        big = {"inputs": {"logits": {"shape": [2000, 100], "data": [0.5] * 200000},
+                          "target": [1] * 2000}}
+        with Server("--threads", "1", "--queue-depth", "1", "--max-elements", "1000000") as s:
+            results = []
+
+            def call():
+                st, h, _ = s.post("/v1/losses/cross_entropy", big)
+                results.append((st, h.get("retry-after")))
+            ts = [threading.Thread(target=call) for _ in range(12)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            codes = sorted(r[0] for r in results)
+            self.assertIn(200, codes)
+            self.assertIn(503, codes)
+            self.assertTrue(all(r[1] == "1" for r in results if r[0] == 503))
+
+    def test_sigterm_drains_in_flight(self):
+        big = json.dumps({"inputs": {"logits": {"shape": [3000, 100], "data": [0.25] * 300000},
+                                     "target": [3] * 3000}})
+        with Server("--threads", "1", "--drain-delay", "300", "--max-elements", "1000000") as s:
+            results = []
+
+            def call():
+                try:
+                    results.append(s.post("/v1/losses/cross_entropy", big, timeout=60)[0])
+                except Exception as e:  # a lost request is a failure
+                    results.append(repr(e))
+            ts = [threading.Thread(target=call) for _ in range(16)]
+            for t in ts:
+                t.start()
+            time.sleep(0.3)
+            s.signal(signal.SIGTERM)
+            time.sleep(0.1)
+            self.assertEqual(s.get("/readyz")[0], 503)  # still serving during the drain delay
+            self.assertEqual(s.get("/healthz")[0], 200)
+            for t in ts:
+                t.join()
+            self.assertEqual(results, [200] * 16)
+            self.assertEqual(s.proc.wait(30), 0)
+            log = s.read_log()
+            self.assertIn("\"event\":\"draining\"", log)
+            self.assertIn("\"event\":\"stopped\"", log)
+            # after the drain, new connections are refused
+            with self.assertRaises(OSError):
+                socket.create_connection(("127.0.0.1", s.port), timeout=2).sendall(b"x")
+
+    def test_help_lists_every_flag(self):
+        import subprocess
+        from harness import BIN
+        out = subprocess.run([BIN, "--help"], capture_output=True, text=True).stdout
+        for flag, env in (("--listen", "LOSSD_LISTEN"), ("--threads", "LOSSD_THREADS"),
+                          ("--max-body", "LOSSD_MAX_BODY"), ("--token-file", "LOSSD_TOKEN_FILE"),
+                          ("--state-dir", "LOSSD_STATE_DIR"), ("--drain-delay", "LOSSD_DRAIN_DELAY")):
+            self.assertIn(flag, out)
+            self.assertIn(env, out)
+        self.assertNotEqual(subprocess.run([BIN, "--bogus"], capture_output=True).returncode, 0)
+
+    def test_access_log(self):
+        with Server() as s:
+            s.get("/healthz")
+            s.stop()
+            lines = [json.loads(l) for l in s.read_log().splitlines() if l.startswith("{\"ts\"")]
+            self.assertTrue(any(l["path"] == "/healthz" and l["status"] == 200 and "us" in l and
+                                "bytes" in l for l in lines))
+
+
+if __name__ == "__main__":
+    unittest.main()
