@@ -81,6 +81,7 @@ class Server:
     def kill9(self):
         self.proc.kill()
         self.proc.wait()
+        self.log.close()
 
     def stop(self, timeout=30):
         if self.proc.poll() is None:
