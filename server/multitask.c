@@ -585,8 +585,8 @@ static void h_step(req_t *r, mt_session_t *x, json_t *body)
     }
   }
   if (x->reported[rank]) {
-    req_t *old = x->waiter[rank];
-    if (!old || !http_peer_closed(old)) {
+    req_t *old = x->waiter[rank]; /* NULL: the sweep already saw its connection drop */
+    if (old && !http_peer_closed(old)) {
       api_error(&e, 409, "rank", "rank %lld already reported step %lld", (long long)rank,
                 (long long)step);
       {
@@ -595,7 +595,7 @@ static void h_step(req_t *r, mt_session_t *x, json_t *body)
       }
     }
     /* A rank reconnecting after its connection dropped takes its report over. */
-    answer_error(old, 499, NULL, "replaced by a newer report of the same rank");
+    if (old) answer_error(old, 499, NULL, "replaced by a newer report of the same rank");
     x->reported[rank] = 0;
     x->waiter[rank] = NULL;
     x->nreported--;
