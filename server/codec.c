@@ -380,7 +380,8 @@ static int tensor_object(json_t *v, cat_in_kind_t kind, const char *field,
     long have = b64_decoded_size(json_string_value(b64), len);
     if (have < 0) return api_error(e, 400, field, "%s.b64 is not valid base64", field);
     if ((size_t)have != bytes)
-      return api_error(e, 422, field, "%s.b64 holds %ld bytes, shape needs %zu", field, have, bytes);
+      return api_error(e, 422, field, "%s.b64 holds %ld bytes, shape needs %zu", field, have,
+                       bytes);
     if (!(*owned = malloc(bytes ? bytes : 1))) return api_error(e, 500, field, "out of memory");
     b64_decode(json_string_value(b64), len, *owned, bytes);
     t->data = *owned;

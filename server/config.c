@@ -124,6 +124,7 @@ static void usage(void)
   printf("  %-22s %-26s %s\n", "", "LOSSD_TOKEN", "the bearer token itself (instead of a file)");
   printf("  %-22s %-26s %s\n", "--help", "", "this text");
   printf("  %-22s %-26s %s\n", "--version", "", "print the version");
+  printf("  %-22s %-26s %s\n", "--openapi", "", "print the OpenAPI document and exit");
 }
 
 int config_load(config_t *c, int argc, char **argv)

@@ -347,7 +347,8 @@ void handlers_dispatch(req_t *r)
       method_not_allowed(r, "GET");
       return;
     }
-    respond_text(r, 200, "application/yaml", lossd_openapi_yaml, sizeof lossd_openapi_yaml - 1);
+    respond_text(r, 200, "application/yaml", (const char *)lossd_openapi_yaml,
+                 sizeof lossd_openapi_yaml - 1);
   } else if (!strcmp(p, "/v1/losses") || !strcmp(p, "/v1/losses/")) {
     r->route = ROUTE_LOSSES;
     if (m != M_GET) {

@@ -1,15 +1,25 @@
 /* main.c - lossd: configuration to the loop. */
 #include "http.h"
 #include "multitask.h"
+#include "openapi.h"
 
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int main(int argc, char **argv)
 {
   static server_t srv;
+  if (argc == 2 && !strcmp(argv[1], "--openapi")) { /* regenerates proto/openapi.yaml */
+    sb_t s;
+    sb_init(&s);
+    openapi_write(&s);
+    fwrite(s.p, 1, s.len, stdout);
+    sb_free(&s);
+    return 0;
+  }
   int rc = config_load(&srv.cfg, argc, argv);
   if (rc) return rc > 0 ? 0 : 2;
   /* The pool reads its size once, at the first uv_queue_work. */

@@ -612,8 +612,10 @@ static void h_step(req_t *r, mt_session_t *x, json_t *body)
   r->wait_owner = x;
   /* The rank that completes the step is answered from inside its own handler (or suspended by
    * the journal op); only the others wait suspended. */
-  if (x->nreported == x->cfg.world) complete_step(x);
-  else http_wait(r);
+  if (x->nreported == x->cfg.world)
+    complete_step(x);
+  else
+    http_wait(r);
 }
 
 /* ---- routes -------------------------------------------------------------------------------- */

@@ -32,26 +32,26 @@
 extern "C" {
 #endif
 
-#define LOSS_VERSION "0.1.0"
-#define LOSS_MAX_RANK 8
+#define LOSS_VERSION     "0.1.0"
+#define LOSS_MAX_RANK    8
 #define LOSS_MAX_OUTPUTS 12
-#define LOSS_GRAD_ALL 0xffffffffu
+#define LOSS_GRAD_ALL    0xffffffffu
 
 /* Status codes: one table, names and messages generated from it (see loss_strerror). */
-#define LOSS_STATUS_MAP(X)                                                                      \
-  X(OK, 0, "ok")                                                                                \
-  X(EINVAL, -1, "invalid argument")                                                             \
-  X(ESHAPE, -2, "shapes disagree")                                                              \
-  X(EDTYPE, -3, "unsupported dtype")                                                            \
-  X(ERANGE, -4, "index out of range")                                                           \
-  X(ENONFINITE, -5, "non-finite input")                                                         \
-  X(EPARAM, -6, "parameter out of its domain")                                                  \
-  X(ENOMEM, -7, "out of memory")                                                                \
-  X(EEMPTY, -8, "empty tensor")                                                                 \
-  X(EDUP, -9, "duplicate index")                                                                \
-  X(EMISSING, -10, "missing input")                                                             \
-  X(ECONFLICT, -11, "conflicting inputs")                                                       \
-  X(EREDUCTION, -12, "reduction not supported by this loss")                                    \
+#define LOSS_STATUS_MAP(X)                                                                         \
+  X(OK, 0, "ok")                                                                                   \
+  X(EINVAL, -1, "invalid argument")                                                                \
+  X(ESHAPE, -2, "shapes disagree")                                                                 \
+  X(EDTYPE, -3, "unsupported dtype")                                                               \
+  X(ERANGE, -4, "index out of range")                                                              \
+  X(ENONFINITE, -5, "non-finite input")                                                            \
+  X(EPARAM, -6, "parameter out of its domain")                                                     \
+  X(ENOMEM, -7, "out of memory")                                                                   \
+  X(EEMPTY, -8, "empty tensor")                                                                    \
+  X(EDUP, -9, "duplicate index")                                                                   \
+  X(EMISSING, -10, "missing input")                                                                \
+  X(ECONFLICT, -11, "conflicting inputs")                                                          \
+  X(EREDUCTION, -12, "reduction not supported by this loss")                                       \
   X(ETOOBIG, -13, "size overflows")
 
 typedef enum {
@@ -95,9 +95,9 @@ typedef enum {
  * loss_opts_default() (reduction DEFAULT, all gradients, no grad_output). */
 typedef struct {
   loss_reduction_t reduction;
-  uint32_t grad_mask;                /* bit i: gradient w.r.t. the family's i-th input */
-  const loss_tensor_t *grad_output;  /* reduction "none" only: upstream gradient shaped like the
-                                        per-element loss; NULL means ones (autograd's default) */
+  uint32_t grad_mask;               /* bit i: gradient w.r.t. the family's i-th input */
+  const loss_tensor_t *grad_output; /* reduction "none" only: upstream gradient shaped like the
+                                       per-element loss; NULL means ones (autograd's default) */
 } loss_opts_t;
 
 loss_opts_t loss_opts_default(void);
@@ -120,15 +120,15 @@ typedef struct {
 } loss_output_t;
 
 typedef struct {
-  double loss;            /* the reduced loss; NaN where the reference gives NaN */
-  int has_losses;         /* reduction "none": per-element losses in `losses` */
-  loss_output_t losses;   /* float64, the shape of the per-element loss */
+  double loss;          /* the reduced loss; NaN where the reference gives NaN */
+  int has_losses;       /* reduction "none": per-element losses in `losses` */
+  loss_output_t losses; /* float64, the shape of the per-element loss */
   int n_grads;
   loss_output_t grads[LOSS_MAX_OUTPUTS];
   int n_extras;
   loss_output_t extras[LOSS_MAX_OUTPUTS];
-  const char *err_field;  /* on error: "inputs.<name>" or "params.<name>" (static), or NULL */
-  char err_msg[192];      /* on error: a sentence for a person */
+  const char *err_field; /* on error: "inputs.<name>" or "params.<name>" (static), or NULL */
+  char err_msg[192];     /* on error: a sentence for a person */
   uint8_t narrow_[LOSS_MAX_OUTPUTS]; /* internal: gradient i is narrowed to float32 at the end */
 } loss_result_t;
 
@@ -240,11 +240,10 @@ loss_gp_params_t loss_gp_params_default(void);
  * 6 mask [B,L] (nonzero = token kept), optional. In the scores form, -inf scores are masked.
  * Extras: entities [K,5] rows (b,h,start,end,score), f1, precision, recall.
  * Gradients: scores (bit 0), q (bit 1), k (bit 2), head_bias (bit 3). */
-int loss_global_pointer(const loss_tensor_t *scores, const loss_tensor_t *q,
-                        const loss_tensor_t *k, const loss_tensor_t *head_bias,
-                        const loss_tensor_t *labels, const loss_tensor_t *spans,
-                        const loss_tensor_t *mask, const loss_gp_params_t *p,
-                        const loss_opts_t *o, loss_result_t *out);
+int loss_global_pointer(const loss_tensor_t *scores, const loss_tensor_t *q, const loss_tensor_t *k,
+                        const loss_tensor_t *head_bias, const loss_tensor_t *labels,
+                        const loss_tensor_t *spans, const loss_tensor_t *mask,
+                        const loss_gp_params_t *p, const loss_opts_t *o, loss_result_t *out);
 
 /* Sparse MCCE (bert4keras sparse_multilabel_categorical_crossentropy), computed exactly:
  * l = log(1 + sum_pos e^-s) + log(1 + sum_neg e^s) with the negative term from a stable
@@ -278,8 +277,8 @@ loss_sinkhorn_params_t loss_sinkhorn_params_default(void);
  * the potentials of the stated objective (for KL: reg(log u - log a)); x, y by the chain rule.
  * Extras: value_linear, iterations, converged, marginal_error, f, g, plan (on request). */
 int loss_sinkhorn(const loss_tensor_t *a, const loss_tensor_t *b, const loss_tensor_t *cost,
-                  const loss_tensor_t *x, const loss_tensor_t *y,
-                  const loss_sinkhorn_params_t *p, const loss_opts_t *o, loss_result_t *out);
+                  const loss_tensor_t *x, const loss_tensor_t *y, const loss_sinkhorn_params_t *p,
+                  const loss_opts_t *o, loss_result_t *out);
 
 typedef enum { LOSS_EMO_EMD, LOSS_EMO_MODE1, LOSS_EMO_MODE2 } loss_emo_mode_t;
 
@@ -295,7 +294,12 @@ int loss_emo(const loss_tensor_t *logits, const loss_tensor_t *target,
  * Multitask weighting (LOSSES.md §4; API.md §5): the arithmetic as pure functions.
  * ------------------------------------------------------------------------------------------- */
 
-typedef enum { LOSS_MT_STATIC, LOSS_MT_UNCERTAINTY, LOSS_MT_GRADNORM, LOSS_MT_DWA } loss_mt_method_t;
+typedef enum {
+  LOSS_MT_STATIC,
+  LOSS_MT_UNCERTAINTY,
+  LOSS_MT_GRADNORM,
+  LOSS_MT_DWA
+} loss_mt_method_t;
 typedef enum { LOSS_UW_LIBMTL, LOSS_UW_KENDALL } loss_uw_form_t;
 typedef enum { LOSS_OPT_SGD, LOSS_OPT_ADAM } loss_optimizer_t;
 

@@ -18,8 +18,7 @@ static int broadcast(const loss_tensor_t *t, const loss_tensor_t *like, const ch
   int off = like->rank - t->rank;
   for (int d = 0; d < t->rank; d++)
     if (t->shape[d] != 1 && t->shape[d] != like->shape[d + off])
-      return loss__fail(out, LOSS_ESHAPE, field, "%s does not broadcast against logits",
-                        field + 7);
+      return loss__fail(out, LOSS_ESHAPE, field, "%s does not broadcast against logits", field + 7);
   size_t n = loss_tensor_numel(like);
   for (size_t i = 0; i < n; i++) {
     size_t rem = i, src = 0, stride = 1;
@@ -66,7 +65,7 @@ int loss_bce_with_logits(const loss_tensor_t *logits, const loss_tensor_t *targe
     if ((rc = broadcast(t, logits, "params.pos_weight", pw, out))) goto cleanup;
   }
   if (!(ls = red == LOSS_REDUCTION_NONE ? loss__losses(out, logits->rank, logits->shape)
-                                         : loss__scratch(out, n, sizeof *ls)))
+                                        : loss__scratch(out, n, sizeof *ls)))
     goto nomem;
   if ((o->grad_mask & 1) && !(g = loss__grad(out, "logits", logits))) goto nomem;
   double sc = red == LOSS_REDUCTION_MEAN ? 1.0 / (double)n : 1.0;

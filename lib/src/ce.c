@@ -18,11 +18,11 @@ loss_ce_params_t loss_ce_params_default(void)
 }
 
 typedef struct {
-  size_t n, c, s;       /* samples, classes, positions per sample (class stride) */
-  int probs;            /* probability targets */
-  const double *w;      /* class weights or NULL */
-  double wsum;          /* sum of weights (C without weights) */
-  double eps;           /* label smoothing */
+  size_t n, c, s;  /* samples, classes, positions per sample (class stride) */
+  int probs;       /* probability targets */
+  const double *w; /* class weights or NULL */
+  double wsum;     /* sum of weights (C without weights) */
+  double eps;      /* label smoothing */
   int64_t ignore;
   const loss_tensor_t *z, *t;
 } ce_t;
@@ -35,8 +35,8 @@ static double wt(const ce_t *ce, size_t c)
 /* The float32 [N, C] index-target kernel: three passes over a row that stays in L2 (max, exp
  * stored into the gradient, scale), so DRAM sees one read of z and one write of the gradient.
  * Returns 0, or -1 when the row holds a non-finite logit. */
-LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, double sc,
-                                float *g, double *loss)
+LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, double sc, float *g,
+                                double *loss)
 {
   size_t C = ce->c, k = 0, C8 = C & ~(size_t)7;
   loss__v8f vm = loss__v8f_splat(-__builtin_inff()), vbad = loss__v8f_splat(0.0f);
@@ -226,7 +226,7 @@ int loss_cross_entropy(const loss_tensor_t *logits, const loss_tensor_t *target,
     if (!grad) goto nomem;
   }
   if (!(ls = red == LOSS_REDUCTION_NONE ? loss__losses(out, srank, sshape)
-                                         : loss__scratch(out, M, sizeof *ls)))
+                                        : loss__scratch(out, M, sizeof *ls)))
     goto nomem;
   if (ce.probs) {
     ents = red == LOSS_REDUCTION_NONE ? loss__extra(out, "entropy", srank, sshape)
@@ -235,8 +235,8 @@ int loss_cross_entropy(const loss_tensor_t *logits, const loss_tensor_t *target,
                                      : loss__scratch(out, M, sizeof *kls);
     if (!ents || !kls) goto nomem;
   }
-  if (!fast && (!(zr = loss__scratch(out, 2 * C, sizeof *zr)) ||
-                !(gr = loss__scratch(out, C, sizeof *gr))))
+  if (!fast &&
+      (!(zr = loss__scratch(out, 2 * C, sizeof *zr)) || !(gr = loss__scratch(out, C, sizeof *gr))))
     goto nomem;
 
   double base = red == LOSS_REDUCTION_MEAN ? 1.0 / denom : 1.0;

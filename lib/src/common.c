@@ -8,8 +8,9 @@
 const char *loss_strerror(int status)
 {
   switch (status) {
-#define LOSS__STATUS_MSG(name, value, msg)                                                      \
-  case value: return msg;
+#define LOSS__STATUS_MSG(name, value, msg)                                                         \
+  case value:                                                                                      \
+    return msg;
     LOSS_STATUS_MAP(LOSS__STATUS_MSG)
 #undef LOSS__STATUS_MSG
   }
@@ -19,8 +20,9 @@ const char *loss_strerror(int status)
 const char *loss_status_name(int status)
 {
   switch (status) {
-#define LOSS__STATUS_NAME(name, value, msg)                                                     \
-  case value: return #name;
+#define LOSS__STATUS_NAME(name, value, msg)                                                        \
+  case value:                                                                                      \
+    return #name;
     LOSS_STATUS_MAP(LOSS__STATUS_NAME)
 #undef LOSS__STATUS_NAME
   }
@@ -30,10 +32,14 @@ const char *loss_status_name(int status)
 size_t loss_dtype_size(loss_dtype_t d)
 {
   switch (d) {
-  case LOSS_FLOAT32: return 4;
-  case LOSS_FLOAT64: return 8;
-  case LOSS_INT32: return 4;
-  case LOSS_INT64: return 8;
+  case LOSS_FLOAT32:
+    return 4;
+  case LOSS_FLOAT64:
+    return 8;
+  case LOSS_INT32:
+    return 4;
+  case LOSS_INT64:
+    return 8;
   }
   return 0;
 }
@@ -41,10 +47,14 @@ size_t loss_dtype_size(loss_dtype_t d)
 const char *loss_dtype_name(loss_dtype_t d)
 {
   switch (d) {
-  case LOSS_FLOAT32: return "float32";
-  case LOSS_FLOAT64: return "float64";
-  case LOSS_INT32: return "int32";
-  case LOSS_INT64: return "int64";
+  case LOSS_FLOAT32:
+    return "float32";
+  case LOSS_FLOAT64:
+    return "float64";
+  case LOSS_INT32:
+    return "int32";
+  case LOSS_INT64:
+    return "int64";
   }
   return "unknown";
 }
@@ -118,8 +128,8 @@ static void shape_str(const loss_tensor_t *t, char *buf, size_t cap)
 int loss__check_float(const loss_tensor_t *t, const char *field, loss_result_t *out)
 {
   if (t->dtype != LOSS_FLOAT32 && t->dtype != LOSS_FLOAT64)
-    return loss__fail(out, LOSS_EDTYPE, field, "%s must be float32 or float64, got %s",
-                      field + 7, loss_dtype_name(t->dtype));
+    return loss__fail(out, LOSS_EDTYPE, field, "%s must be float32 or float64, got %s", field + 7,
+                      loss_dtype_name(t->dtype));
   return LOSS_OK;
 }
 
@@ -196,8 +206,7 @@ int loss__reduction(const loss_opts_t *o, unsigned allowed, loss_reduction_t dfl
   return LOSS_OK;
 }
 
-int loss__check_grad_output(const loss_opts_t *o, int rank, const size_t *shape,
-                            loss_result_t *out)
+int loss__check_grad_output(const loss_opts_t *o, int rank, const size_t *shape, loss_result_t *out)
 {
   if (!o->grad_output) return LOSS_OK;
   loss_tensor_t like = {NULL, LOSS_FLOAT64, rank, {0}};

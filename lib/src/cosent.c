@@ -110,18 +110,17 @@ static int check_scale(double scale, const loss_opts_t *o, loss_result_t *out)
 }
 
 int loss_cosent(const loss_tensor_t *scores, const loss_tensor_t *a, const loss_tensor_t *b,
-                const loss_tensor_t *labels, double scale, const loss_opts_t *o,
-                loss_result_t *out)
+                const loss_tensor_t *labels, double scale, const loss_opts_t *o, loss_result_t *out)
 {
   size_t n = 0, d = 0;
   double *s = NULL, *ds = NULL, *ea = NULL, *eb = NULL;
   int rc = check_scale(scale, o, out);
   if (rc) return loss__finish(out, rc);
-  if (!labels) return loss__finish(out, loss__fail(out, LOSS_EMISSING, "inputs.labels",
-                                                   "labels is required"));
+  if (!labels)
+    return loss__finish(out, loss__fail(out, LOSS_EMISSING, "inputs.labels", "labels is required"));
   if (scores && (a || b))
-    return loss__finish(out, loss__fail(out, LOSS_ECONFLICT, "inputs.scores",
-                                        "give scores or a and b, not both"));
+    return loss__finish(
+        out, loss__fail(out, LOSS_ECONFLICT, "inputs.scores", "give scores or a and b, not both"));
   if (scores) {
     size_t ny;
     rc = loss__check_float(scores, "inputs.scores", out);
@@ -151,7 +150,8 @@ int loss_cosent(const loss_tensor_t *scores, const loss_tensor_t *a, const loss_
     loss__to_f64(a, ea, n * d);
     loss__to_f64(b, eb, n * d);
     for (size_t i = 0; i < n; i++) {
-      double na = fmax(row_norm(ea + i * d, d), NORM_EPS), nb = fmax(row_norm(eb + i * d, d), NORM_EPS);
+      double na = fmax(row_norm(ea + i * d, d), NORM_EPS),
+             nb = fmax(row_norm(eb + i * d, d), NORM_EPS);
       double dot = 0;
       for (size_t j = 0; j < d; j++) dot += ea[i * d + j] * eb[i * d + j];
       s[i] = dot / (na * nb);
@@ -196,7 +196,10 @@ int loss_angle(const loss_tensor_t *a, const loss_tensor_t *b, const loss_tensor
   double *s = NULL, *ds = NULL, *ea = NULL, *eb = NULL, *u = NULL;
   int rc = check_scale(scale, o, out);
   if (!rc && (!a || !b || !labels))
-    rc = loss__fail(out, LOSS_EMISSING, !a ? "inputs.a" : !b ? "inputs.b" : "inputs.labels",
+    rc = loss__fail(out, LOSS_EMISSING,
+                    !a   ? "inputs.a"
+                    : !b ? "inputs.b"
+                         : "inputs.labels",
                     "angle needs a, b and labels");
   if (!rc) rc = check_pairs(a, b, labels, &n, out);
   if (!rc && a->shape[1] % 2)
@@ -204,7 +207,8 @@ int loss_angle(const loss_tensor_t *a, const loss_tensor_t *b, const loss_tensor
   if (rc) return loss__finish(out, rc);
   d = a->shape[1];
   size_t h = d / 2;
-  if (!(s = loss__scratch(out, 3 * n, sizeof *s)) || !(ea = loss__scratch(out, n * d, sizeof *ea)) ||
+  if (!(s = loss__scratch(out, 3 * n, sizeof *s)) ||
+      !(ea = loss__scratch(out, n * d, sizeof *ea)) ||
       !(eb = loss__scratch(out, n * d, sizeof *eb)))
     goto nomem;
   ds = s + n;

@@ -22,7 +22,8 @@ int loss_emo(const loss_tensor_t *logits, const loss_tensor_t *target,
   if (!rc && embeddings && cost)
     rc = loss__fail(out, LOSS_ECONFLICT, "inputs.cost", "give embeddings or cost, not both");
   if (!rc && !embeddings && !cost)
-    rc = loss__fail(out, LOSS_EMISSING, "inputs.embeddings", "give embeddings [V, d] or cost [V, V]");
+    rc = loss__fail(out, LOSS_EMISSING, "inputs.embeddings",
+                    "give embeddings [V, d] or cost [V, V]");
   if (!rc) rc = loss__check_float(logits, "inputs.logits", out);
   if (!rc) rc = loss__numel(logits, "inputs.logits", out, &nz);
   if (!rc) rc = loss__check_rank(logits, 2, "inputs.logits", out);
@@ -50,8 +51,8 @@ int loss_emo(const loss_tensor_t *logits, const loss_tensor_t *target,
         (rc = loss__check_finite(cost, 0, "inputs.cost", out)))
       return loss__finish(out, rc);
     if (cost->shape[0] != V || cost->shape[1] != V)
-      return loss__finish(out, loss__fail(out, LOSS_ESHAPE, "inputs.cost",
-                                          "cost must be [V, V] with V = %zu", V));
+      return loss__finish(
+          out, loss__fail(out, LOSS_ESHAPE, "inputs.cost", "cost must be [V, V] with V = %zu", V));
   }
   for (size_t t = 0; t < N; t++) {
     int64_t y = loss__geti(target, t);
@@ -99,7 +100,7 @@ int loss_emo(const loss_tensor_t *logits, const loss_tensor_t *target,
     }
     double qy = exp(z[y] - lse), mle = lse - z[y];
     double emo = qy + emd - qy * ce[y]; /* the reference's value: q_y + sum_{v != y} q_v C */
-    double l, a_mle, a_emd;               /* value; coefficients of grad mle, grad EMD */
+    double l, a_mle, a_emd;             /* value; coefficients of grad mle, grad EMD */
     switch (mode) {
     case LOSS_EMO_MODE1:
       l = 0.5 * (mle + mle / (emo + 1e-10) * emo);

@@ -22,7 +22,7 @@ int loss_entropy(const loss_tensor_t *logits, const loss_opts_t *o, loss_result_
   size_t rshape[1] = {N};
   if ((rc = loss__check_grad_output(o, logits->rank - 1, rshape, out))) goto cleanup;
   if (!(ls = red == LOSS_REDUCTION_NONE ? loss__losses(out, logits->rank - 1, rshape)
-                                         : loss__scratch(out, N, sizeof *ls)))
+                                        : loss__scratch(out, N, sizeof *ls)))
     goto nomem;
   if ((o->grad_mask & 1) && !(g = loss__grad(out, "logits", logits))) goto nomem;
   double sc = red == LOSS_REDUCTION_MEAN ? 1.0 / (double)N : 1.0;
@@ -32,8 +32,7 @@ int loss_entropy(const loss_tensor_t *logits, const loss_opts_t *o, loss_result_
     for (size_t k = 0; k < C; k++) loss__lse_add(&acc, loss__get(logits, i * C + k));
     double lse = loss__lse_get(&acc), zbar = 0;
     if (lse == -INFINITY) {
-      rc = loss__fail(out, LOSS_EPARAM, "inputs.logits",
-                      "row %zu of logits masks every class", i);
+      rc = loss__fail(out, LOSS_EPARAM, "inputs.logits", "row %zu of logits masks every class", i);
       goto cleanup;
     }
     for (size_t k = 0; k < C; k++) {

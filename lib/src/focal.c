@@ -54,7 +54,7 @@ int loss_sigmoid_focal(const loss_tensor_t *logits, const loss_tensor_t *target,
     }
   }
   if (!(ls = red == LOSS_REDUCTION_NONE ? loss__losses(out, logits->rank, logits->shape)
-                                         : loss__scratch(out, n, sizeof *ls)))
+                                        : loss__scratch(out, n, sizeof *ls)))
     goto nomem;
   if ((o->grad_mask & 1) && !(g = loss__grad(out, "logits", logits))) goto nomem;
   double sc = red == LOSS_REDUCTION_MEAN ? 1.0 / (double)n : 1.0;
@@ -105,13 +105,15 @@ int loss_softmax_focal(const loss_tensor_t *logits, const loss_tensor_t *target,
   for (size_t i = 0; i < N; i++) {
     int64_t y = loss__geti(target, i);
     if (y < 0 || (uint64_t)y >= C) {
-      rc = loss__fail(out, LOSS_ERANGE, "inputs.target", "target %lld is out of bounds for %zu "
-                      "classes", (long long)y, C);
+      rc = loss__fail(out, LOSS_ERANGE, "inputs.target",
+                      "target %lld is out of bounds for %zu "
+                      "classes",
+                      (long long)y, C);
       goto cleanup;
     }
   }
   if (!(ls = red == LOSS_REDUCTION_NONE ? loss__losses(out, 1, &N)
-                                         : loss__scratch(out, N, sizeof *ls)))
+                                        : loss__scratch(out, N, sizeof *ls)))
     goto nomem;
   if ((o->grad_mask & 1) && !(g = loss__grad(out, "logits", logits))) goto nomem;
   if (!(z = loss__scratch(out, C, sizeof *z))) goto nomem;
@@ -130,8 +132,7 @@ int loss_softmax_focal(const loss_tensor_t *logits, const loss_tensor_t *target,
     double kappa = -qg;
     if (gamma != 0 && q > 0) kappa += gamma * pow(q, gamma - 1) * exp(lpy) * lpy;
     double s = o->grad_output ? loss__get(o->grad_output, i) : sc;
-    for (size_t k = 0; k < C; k++)
-      g[i * C + k] = s * ay * ((k == y) - exp(z[k] - lse)) * kappa;
+    for (size_t k = 0; k < C; k++) g[i * C + k] = s * ay * ((k == y) - exp(z[k] - lse)) * kappa;
   }
   out->loss = red == LOSS_REDUCTION_NONE ? NAN : loss__reduce(ls, N, red, (double)N);
   goto cleanup;

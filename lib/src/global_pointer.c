@@ -18,7 +18,7 @@ loss_gp_params_t loss_gp_params_default(void)
 
 typedef struct {
   size_t B, H, L, D;
-  int form; /* 0 scores, 1 q/k per head, 2 efficient */
+  int form;             /* 0 scores, 1 q/k per head, 2 efficient */
   double *q, *k, *bias; /* rotated q', k' [B,L,(H,)D] and head_bias in double */
 } gp_t;
 
@@ -57,9 +57,11 @@ static int gp_check(const loss_tensor_t *scores, const loss_tensor_t *q, const l
     g->form = 0;
     g->B = scores->shape[0], g->H = scores->shape[1], g->L = scores->shape[2];
   } else {
-    if (!q || !k) return loss__fail(out, LOSS_EMISSING, q ? "inputs.k" : "inputs.q",
-                                    "give scores [B,H,L,L], or q and k");
-    if ((rc = loss__check_float(q, "inputs.q", out)) || (rc = loss__check_float(k, "inputs.k", out)) ||
+    if (!q || !k)
+      return loss__fail(out, LOSS_EMISSING, q ? "inputs.k" : "inputs.q",
+                        "give scores [B,H,L,L], or q and k");
+    if ((rc = loss__check_float(q, "inputs.q", out)) ||
+        (rc = loss__check_float(k, "inputs.k", out)) ||
         (rc = loss__numel(q, "inputs.q", out, &n)) ||
         (rc = loss__check_same_shape(q, k, "inputs.k", out)) ||
         (rc = loss__check_finite(q, 0, "inputs.q", out)) ||
@@ -97,7 +99,8 @@ static int gp_check(const loss_tensor_t *scores, const loss_tensor_t *q, const l
   } else {
     if ((rc = loss__check_int(spans, "inputs.spans", out))) return rc;
     if (!(spans->rank == 2 && spans->shape[1] == 4) && !(spans->rank == 1 && spans->shape[0] == 0))
-      return loss__fail(out, LOSS_ESHAPE, "inputs.spans", "spans must be [K, 4] (b, h, start, end)");
+      return loss__fail(out, LOSS_ESHAPE, "inputs.spans",
+                        "spans must be [K, 4] (b, h, start, end)");
     size_t K = spans->rank == 2 ? spans->shape[0] : 0;
     size_t lim[4] = {g->B, g->H, g->L, g->L};
     for (size_t i = 0; i < K * 4; i++) {
@@ -119,16 +122,16 @@ static int gp_check(const loss_tensor_t *scores, const loss_tensor_t *q, const l
 }
 
 /* Fill row (b, h) of the scores into s[L*L] (masked cells -inf). */
-static void gp_row(const gp_t *g, const loss_tensor_t *scores, const loss_tensor_t *mask,
-                   int tril, size_t b, size_t h, double *s)
+static void gp_row(const gp_t *g, const loss_tensor_t *scores, const loss_tensor_t *mask, int tril,
+                   size_t b, size_t h, double *s)
 {
   size_t L = g->L, D = g->D, H = g->H;
   double inv = g->form ? 1.0 / sqrt((double)D) : 0;
   for (size_t m = 0; m < L; m++)
     for (size_t n = 0; n < L; n++) {
       double v;
-      if ((tril && m > n) || (mask && (loss__get(mask, b * L + m) == 0 ||
-                                       loss__get(mask, b * L + n) == 0))) {
+      if ((tril && m > n) ||
+          (mask && (loss__get(mask, b * L + m) == 0 || loss__get(mask, b * L + n) == 0))) {
         s[m * L + n] = -INFINITY;
         continue;
       }
@@ -153,11 +156,10 @@ static void gp_row(const gp_t *g, const loss_tensor_t *scores, const loss_tensor
     }
 }
 
-int loss_global_pointer(const loss_tensor_t *scores, const loss_tensor_t *q,
-                        const loss_tensor_t *k, const loss_tensor_t *head_bias,
-                        const loss_tensor_t *labels, const loss_tensor_t *spans,
-                        const loss_tensor_t *mask, const loss_gp_params_t *p,
-                        const loss_opts_t *o, loss_result_t *out)
+int loss_global_pointer(const loss_tensor_t *scores, const loss_tensor_t *q, const loss_tensor_t *k,
+                        const loss_tensor_t *head_bias, const loss_tensor_t *labels,
+                        const loss_tensor_t *spans, const loss_tensor_t *mask,
+                        const loss_gp_params_t *p, const loss_opts_t *o, loss_result_t *out)
 {
   gp_t g;
   memset(&g, 0, sizeof g);
@@ -216,7 +218,8 @@ int loss_global_pointer(const loss_tensor_t *scores, const loss_tensor_t *q,
           memset(y, 0, LL * sizeof *y);
           for (size_t i = 0; i < spans->shape[0]; i++)
             if ((size_t)loss__geti(spans, 4 * i) == b && (size_t)loss__geti(spans, 4 * i + 1) == h)
-              y[(size_t)loss__geti(spans, 4 * i + 2) * L + (size_t)loss__geti(spans, 4 * i + 3)] = 1;
+              y[(size_t)loss__geti(spans, 4 * i + 2) * L + (size_t)loss__geti(spans, 4 * i + 3)] =
+                  1;
         }
         if (p->variant == LOSS_GP_MCCE) {
           loss__lse_t ln, lp;
@@ -233,8 +236,8 @@ int loss_global_pointer(const loss_tensor_t *scores, const loss_tensor_t *q,
           total += (zn + zp) * sc;
           for (size_t c = 0; c < LL; c++)
             ds[c] = s[c] == -INFINITY ? 0
-                    : sc * ((y[c] < 1 ? exp(log1p(-y[c]) + s[c] - zn) : 0) -
-                            (y[c] > 0 ? exp(log(y[c]) - s[c] - zp) : 0));
+                                      : sc * ((y[c] < 1 ? exp(log1p(-y[c]) + s[c] - zn) : 0) -
+                                              (y[c] > 0 ? exp(log(y[c]) - s[c] - zp) : 0));
         } else {
           double sc = 1.0 / (double)cells;
           for (size_t c = 0; c < LL; c++) {
@@ -309,7 +312,8 @@ int loss_global_pointer(const loss_tensor_t *scores, const loss_tensor_t *q,
   if (n_ent) memcpy(ed, ents, n_ent * 5 * sizeof *ed);
   double prec = npred > 0 ? tp / npred : 0, rec = ngold > 0 ? tp / ngold : 0;
   double f1 = npred + ngold > 0 ? 2 * tp / (npred + ngold) : 0;
-  if ((rc = loss__extra_scalar(out, "f1", f1)) || (rc = loss__extra_scalar(out, "precision", prec)) ||
+  if ((rc = loss__extra_scalar(out, "f1", f1)) ||
+      (rc = loss__extra_scalar(out, "precision", prec)) ||
       (rc = loss__extra_scalar(out, "recall", rec)))
     goto cleanup;
   goto cleanup;
@@ -339,7 +343,8 @@ int loss_sparse_mcce(const loss_tensor_t *scores, const loss_tensor_t *positives
   if (!rc) rc = loss__check_int(positives, "inputs.positives", out);
   if (!rc) rc = loss__numel(positives, "inputs.positives", out, &np);
   if (!rc && (scores->rank < 1 || positives->rank != scores->rank))
-    rc = loss__fail(out, LOSS_ESHAPE, "inputs.positives", "positives must be [..., P] with the "
+    rc = loss__fail(out, LOSS_ESHAPE, "inputs.positives",
+                    "positives must be [..., P] with the "
                     "leading dimensions of scores [..., C]");
   for (int d = 0; !rc && d < scores->rank - 1; d++)
     if (scores->shape[d] != positives->shape[d])
@@ -352,7 +357,7 @@ int loss_sparse_mcce(const loss_tensor_t *scores, const loss_tensor_t *positives
   if ((rc = loss__check_grad_output(o, scores->rank - 1, scores->shape, out))) goto cleanup;
   if (!(pos = loss__scratch(out, C, 1))) goto nomem;
   if (!(ls = red == LOSS_REDUCTION_NONE ? loss__losses(out, scores->rank - 1, scores->shape)
-                                         : loss__scratch(out, R, sizeof *ls)))
+                                        : loss__scratch(out, R, sizeof *ls)))
     goto nomem;
   if ((o->grad_mask & 1) && !(g = loss__grad(out, "scores", scores))) goto nomem;
   double sc = red == LOSS_REDUCTION_MEAN ? 1.0 / (double)R : 1.0;
@@ -361,8 +366,10 @@ int loss_sparse_mcce(const loss_tensor_t *scores, const loss_tensor_t *positives
     for (size_t j = 0; j < P; j++) {
       int64_t c = loss__geti(positives, r * P + j);
       if (c < 0 || (uint64_t)c >= C) {
-        rc = loss__fail(out, LOSS_ERANGE, "inputs.positives", "positive %lld is out of bounds "
-                        "for %zu classes", (long long)c, C);
+        rc = loss__fail(out, LOSS_ERANGE, "inputs.positives",
+                        "positive %lld is out of bounds "
+                        "for %zu classes",
+                        (long long)c, C);
         goto cleanup;
       }
       if (mask_zero && c == 0) continue;
@@ -382,8 +389,10 @@ int loss_sparse_mcce(const loss_tensor_t *scores, const loss_tensor_t *positives
     const size_t c0 = mask_zero ? 1 : 0;
     for (size_t c = c0; c < C; c++) {
       double v = loss__get(scores, r * C + c);
-      if (pos[c]) loss__lse_add(&lp, -v);
-      else loss__lse_add(&ln, v);
+      if (pos[c])
+        loss__lse_add(&lp, -v);
+      else
+        loss__lse_add(&ln, v);
     }
     double zn = loss__lse_get(&ln), zp = loss__lse_get(&lp);
     ls[r] = zn + zp;

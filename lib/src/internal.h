@@ -10,7 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(LOSS_NO_CLONES) &&                     \
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(LOSS_NO_CLONES) &&                        \
     !defined(__SANITIZE_ADDRESS__)
 #define LOSS__HOT __attribute__((target_clones("arch=haswell", "default")))
 #else
@@ -43,20 +43,28 @@ int loss__check_grad_output(const loss_opts_t *o, int rank, const size_t *shape,
 static inline double loss__get(const loss_tensor_t *t, size_t i)
 {
   switch (t->dtype) {
-  case LOSS_FLOAT32: return ((const float *)t->data)[i];
-  case LOSS_FLOAT64: return ((const double *)t->data)[i];
-  case LOSS_INT32: return ((const int32_t *)t->data)[i];
-  case LOSS_INT64: return (double)((const int64_t *)t->data)[i];
+  case LOSS_FLOAT32:
+    return ((const float *)t->data)[i];
+  case LOSS_FLOAT64:
+    return ((const double *)t->data)[i];
+  case LOSS_INT32:
+    return ((const int32_t *)t->data)[i];
+  case LOSS_INT64:
+    return (double)((const int64_t *)t->data)[i];
   }
   return NAN;
 }
 static inline int64_t loss__geti(const loss_tensor_t *t, size_t i)
 {
   switch (t->dtype) {
-  case LOSS_INT32: return ((const int32_t *)t->data)[i];
-  case LOSS_INT64: return ((const int64_t *)t->data)[i];
-  case LOSS_FLOAT32: return (int64_t)((const float *)t->data)[i];
-  case LOSS_FLOAT64: return (int64_t)((const double *)t->data)[i];
+  case LOSS_INT32:
+    return ((const int32_t *)t->data)[i];
+  case LOSS_INT64:
+    return ((const int64_t *)t->data)[i];
+  case LOSS_FLOAT32:
+    return (int64_t)((const float *)t->data)[i];
+  case LOSS_FLOAT64:
+    return (int64_t)((const double *)t->data)[i];
   }
   return 0;
 }

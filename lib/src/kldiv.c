@@ -26,8 +26,9 @@ LOSS__HOT static double kl_f32(const float *x, const float *p, size_t n, float s
     s1 += __builtin_convertvector(__builtin_shufflevector(l, l, 4, 5, 6, 7), loss__v4d);
     if (gx) loss__v8f_store(gx + i, vp * loss__v8f_splat(-sx));
     if (gp)
-      loss__v8f_store(gp + i, loss__vselect(pos, (lp + loss__v8f_splat(1.0f) - vx) *
-                                                     loss__v8f_splat(sp), zero));
+      loss__v8f_store(
+          gp + i,
+          loss__vselect(pos, (lp + loss__v8f_splat(1.0f) - vx) * loss__v8f_splat(sp), zero));
   }
   double s = (s0[0] + s0[1]) + (s0[2] + s0[3]) + (s1[0] + s1[1]) + (s1[2] + s1[3]);
   for (; i < n; i++) {
@@ -63,8 +64,8 @@ int loss_kl_div(const loss_tensor_t *input, const loss_tensor_t *target, int log
                         "target must be probabilities (>= 0) unless log_target is true");
         return loss__finish(out, rc);
       }
-  double denom = red == LOSS_REDUCTION_BATCHMEAN ? (double)(input->rank ? input->shape[0] : 1)
-                                                 : (double)n;
+  double denom =
+      red == LOSS_REDUCTION_BATCHMEAN ? (double)(input->rank ? input->shape[0] : 1) : (double)n;
   double sc = red == LOSS_REDUCTION_MEAN || red == LOSS_REDUCTION_BATCHMEAN ? 1.0 / denom : 1.0;
   int fast = !log_target && input->dtype == LOSS_FLOAT32 && target->dtype == LOSS_FLOAT32 &&
              !o->grad_output;
@@ -72,8 +73,8 @@ int loss_kl_div(const loss_tensor_t *input, const loss_tensor_t *target, int log
   if (o->grad_mask & 1)
     gx = fast ? loss__grad_native(out, "input", input) : (void *)loss__grad(out, "input", input);
   if (o->grad_mask & 2)
-    gp = fast ? loss__grad_native(out, "target", target)
-              : (void *)loss__grad(out, "target", target);
+    gp =
+        fast ? loss__grad_native(out, "target", target) : (void *)loss__grad(out, "target", target);
   if (((o->grad_mask & 1) && !gx) || ((o->grad_mask & 2) && !gp)) goto nomem;
   if (red == LOSS_REDUCTION_NONE && !(ls = loss__losses(out, input->rank, input->shape)))
     goto nomem;

@@ -20,8 +20,8 @@ loss_sinkhorn_params_t loss_sinkhorn_params_default(void)
 
 /* Cost between rows x_i and y_j, and its gradient w.r.t. x_i scaled by w added into gx (and
  * w.r.t. y_j into gy) when they are not NULL. */
-static double metric_cost(loss_metric_t mt, const double *x, const double *y, size_t d,
-                          double w, double *gx, double *gy)
+static double metric_cost(loss_metric_t mt, const double *x, const double *y, size_t d, double w,
+                          double *gx, double *gy)
 {
   double s = 0, nx = 0, ny = 0, dot = 0;
   switch (mt) {
@@ -68,17 +68,19 @@ static int check_inputs(const loss_tensor_t *a, const loss_tensor_t *b, const lo
 {
   size_t n;
   int rc;
-  if (!a || !b) return loss__fail(out, LOSS_EMISSING, a ? "inputs.b" : "inputs.a",
-                                  "sinkhorn needs a and b");
-  if (C && (x || y)) return loss__fail(out, LOSS_ECONFLICT, "inputs.cost",
-                                       "give cost or x and y, not both");
-  if (!C && (!x || !y)) return loss__fail(out, LOSS_EMISSING, x ? "inputs.y" : "inputs.cost",
-                                          "give cost [n, m], or x [n, d] and y [m, d]");
+  if (!a || !b)
+    return loss__fail(out, LOSS_EMISSING, a ? "inputs.b" : "inputs.a", "sinkhorn needs a and b");
+  if (C && (x || y))
+    return loss__fail(out, LOSS_ECONFLICT, "inputs.cost", "give cost or x and y, not both");
+  if (!C && (!x || !y))
+    return loss__fail(out, LOSS_EMISSING, x ? "inputs.y" : "inputs.cost",
+                      "give cost [n, m], or x [n, d] and y [m, d]");
   const loss_tensor_t *v[2] = {a, b};
   const char *f[2] = {"inputs.a", "inputs.b"};
   for (int i = 0; i < 2; i++) {
     if ((rc = loss__check_float(v[i], f[i], out)) || (rc = loss__numel(v[i], f[i], out, &n)) ||
-        (rc = loss__check_rank(v[i], 1, f[i], out)) || (rc = loss__check_finite(v[i], 0, f[i], out)))
+        (rc = loss__check_rank(v[i], 1, f[i], out)) ||
+        (rc = loss__check_finite(v[i], 0, f[i], out)))
       return rc;
     for (size_t j = 0; j < n; j++)
       if (!(loss__get(v[i], j) > 0))
@@ -99,14 +101,17 @@ static int check_inputs(const loss_tensor_t *a, const loss_tensor_t *b, const lo
       return loss__fail(out, LOSS_ESHAPE, "inputs.cost", "cost must be [n, m] = [%zu, %zu]",
                         a->shape[0], b->shape[0]);
   } else {
-    if ((rc = loss__check_float(x, "inputs.x", out)) || (rc = loss__check_float(y, "inputs.y", out)) ||
-        (rc = loss__check_rank(x, 2, "inputs.x", out)) || (rc = loss__check_rank(y, 2, "inputs.y", out)) ||
+    if ((rc = loss__check_float(x, "inputs.x", out)) ||
+        (rc = loss__check_float(y, "inputs.y", out)) ||
+        (rc = loss__check_rank(x, 2, "inputs.x", out)) ||
+        (rc = loss__check_rank(y, 2, "inputs.y", out)) ||
         (rc = loss__numel(x, "inputs.x", out, &n)) || (rc = loss__numel(y, "inputs.y", out, &n)) ||
         (rc = loss__check_finite(x, 0, "inputs.x", out)) ||
         (rc = loss__check_finite(y, 0, "inputs.y", out)))
       return rc;
     if (x->shape[0] != a->shape[0] || y->shape[0] != b->shape[0] || x->shape[1] != y->shape[1])
-      return loss__fail(out, LOSS_ESHAPE, "inputs.x", "x must be [n, d] and y [m, d] with n = "
+      return loss__fail(out, LOSS_ESHAPE, "inputs.x",
+                        "x must be [n, d] and y [m, d] with n = "
                         "len(a), m = len(b)");
   }
   if (!(p->reg > 0 && isfinite(p->reg)))
@@ -144,8 +149,8 @@ static void half_step(const double *K, size_t n, size_t m, const double *in, con
 }
 
 int loss_sinkhorn(const loss_tensor_t *a, const loss_tensor_t *b, const loss_tensor_t *cost,
-                  const loss_tensor_t *x, const loss_tensor_t *y,
-                  const loss_sinkhorn_params_t *p, const loss_opts_t *o, loss_result_t *out)
+                  const loss_tensor_t *x, const loss_tensor_t *y, const loss_sinkhorn_params_t *p,
+                  const loss_opts_t *o, loss_result_t *out)
 {
   double *buf = NULL;
   int rc = LOSS_OK;
@@ -209,8 +214,10 @@ int loss_sinkhorn(const loss_tensor_t *a, const loss_tensor_t *b, const loss_ten
   double *f = loss__extra(out, "f", 1, &n), *g = loss__extra(out, "g", 1, &m);
   if (!f || !g) goto nomem;
   double mf = 0, mg = 0;
-  for (size_t i = 0; i < n; i++) mf += (f[i] = reg * (u[i] - (p->reg_type == LOSS_REG_KL ? la[i] : 0)));
-  for (size_t j = 0; j < m; j++) mg += (g[j] = reg * (v[j] - (p->reg_type == LOSS_REG_KL ? lb[j] : 0)));
+  for (size_t i = 0; i < n; i++)
+    mf += (f[i] = reg * (u[i] - (p->reg_type == LOSS_REG_KL ? la[i] : 0)));
+  for (size_t j = 0; j < m; j++)
+    mg += (g[j] = reg * (v[j] - (p->reg_type == LOSS_REG_KL ? lb[j] : 0)));
   mf /= (double)n, mg /= (double)m;
   for (size_t i = 0; i < n; i++) f[i] -= mf;
   for (size_t j = 0; j < m; j++) g[j] -= mg;

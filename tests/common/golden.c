@@ -56,10 +56,14 @@ double fd_check(fd_fn f, void *ctx, double *x, size_t n, const double *analytic,
 static double out_get(const loss_output_t *o, size_t i)
 {
   switch (o->dtype) {
-  case LOSS_FLOAT32: return ((const float *)o->data)[i];
-  case LOSS_FLOAT64: return ((const double *)o->data)[i];
-  case LOSS_INT32: return ((const int32_t *)o->data)[i];
-  case LOSS_INT64: return (double)((const int64_t *)o->data)[i];
+  case LOSS_FLOAT32:
+    return ((const float *)o->data)[i];
+  case LOSS_FLOAT64:
+    return ((const double *)o->data)[i];
+  case LOSS_INT32:
+    return ((const int32_t *)o->data)[i];
+  case LOSS_INT64:
+    return (double)((const int64_t *)o->data)[i];
   }
   return NAN;
 }
@@ -112,7 +116,8 @@ static int cmp_extra(const loss_output_t *o, json_t *exp, double rtol, double at
   if (json_is_array(exp)) { /* rows */
     size_t k = json_array_size(exp);
     if (o->rank != 2 || o->shape[0] != k) {
-      fprintf(stderr, "  extra %s: %zu rows, expected %zu\n", o->name, o->rank ? o->shape[0] : 0, k);
+      fprintf(stderr, "  extra %s: %zu rows, expected %zu\n", o->name, o->rank ? o->shape[0] : 0,
+              k);
       return 1;
     }
     for (size_t r = 0; r < k; r++)
@@ -290,8 +295,8 @@ double fd_request(const char *json, double h, double rtol, double atol)
       double fd = (f[0] - f[1]) / (2 * h), an = out_get(&r.grads[g], i);
       double ratio = fabs(an - fd) / (atol + rtol * fabs(fd));
       if (!(ratio <= 1))
-        fprintf(stderr, "  fd %s %s[%zu]: analytic %.12g, fd %.12g\n", d->name, r.grads[g].name,
-                i, an, fd);
+        fprintf(stderr, "  fd %s %s[%zu]: analytic %.12g, fd %.12g\n", d->name, r.grads[g].name, i,
+                an, fd);
       if (!(ratio <= worst)) worst = ratio;
     }
   }
@@ -332,8 +337,10 @@ static char *jt_gen(unsigned long long *s, int rank, const size_t *shape, double
   for (size_t i = 0; i < n; i++) {
     if (i) sb_puts(&b, ",");
     double v = rnd(s, lo, hi);
-    if (ints) sb_printf(&b, "%ld", (long)floor(v));
-    else sb_double(&b, v);
+    if (ints)
+      sb_printf(&b, "%ld", (long)floor(v));
+    else
+      sb_double(&b, v);
   }
   sb_puts(&b, "]}");
   return sb_take(&b, NULL);

@@ -45,29 +45,29 @@ char *jt_randint(unsigned long long *s, int rank, const size_t *shape, long lo, 
 char *strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* cmocka glue: assert a golden family passes and an FD ratio is within tolerance. */
-#define GOLDEN(fam)                                                                             \
-  do {                                                                                          \
-    int ran_;                                                                                   \
-    assert_int_equal(golden_run(fam, &ran_), 0);                                                \
-    assert_true(ran_ > 0);                                                                      \
+#define GOLDEN(fam)                                                                                \
+  do {                                                                                             \
+    int ran_;                                                                                      \
+    assert_int_equal(golden_run(fam, &ran_), 0);                                                   \
+    assert_true(ran_ > 0);                                                                         \
   } while (0)
-#define FD_OK(json, h, rtol, atol)                                                              \
-  do {                                                                                          \
-    char *j_ = (json);                                                                          \
-    double w_ = fd_request(j_, h, rtol, atol);                                                  \
-    if (!(w_ <= 1.0)) fprintf(stderr, "fd failed (worst %g) for %s\n", w_, j_);                 \
-    free(j_);                                                                                   \
-    assert_true(w_ <= 1.0);                                                                     \
+#define FD_OK(json, h, rtol, atol)                                                                 \
+  do {                                                                                             \
+    char *j_ = (json);                                                                             \
+    double w_ = fd_request(j_, h, rtol, atol);                                                     \
+    if (!(w_ <= 1.0)) fprintf(stderr, "fd failed (worst %g) for %s\n", w_, j_);                    \
+    free(j_);                                                                                      \
+    assert_true(w_ <= 1.0);                                                                        \
   } while (0)
 /* Expect a lib status from a request. */
-#define EXPECT_STATUS(json, status)                                                             \
-  do {                                                                                          \
-    loss_result_t r_;                                                                           \
-    char *j_ = (json);                                                                          \
-    int rc_ = run_request(j_, &r_);                                                             \
-    if (rc_ != (status)) fprintf(stderr, "status %d, expected %d: %s\n", rc_, status, j_);      \
-    free(j_);                                                                                   \
-    assert_int_equal(rc_, status);                                                              \
-    assert_int_equal(r_.n_grads, 0);                                                            \
-    loss_result_free(&r_);                                                                      \
+#define EXPECT_STATUS(json, status)                                                                \
+  do {                                                                                             \
+    loss_result_t r_;                                                                              \
+    char *j_ = (json);                                                                             \
+    int rc_ = run_request(j_, &r_);                                                                \
+    if (rc_ != (status)) fprintf(stderr, "status %d, expected %d: %s\n", rc_, status, j_);         \
+    free(j_);                                                                                      \
+    assert_int_equal(rc_, status);                                                                 \
+    assert_int_equal(r_.n_grads, 0);                                                               \
+    loss_result_free(&r_);                                                                         \
   } while (0)

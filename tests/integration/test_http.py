@@ -325,6 +325,17 @@ class Operations(unittest.TestCase):
             self.assertIn(env, out)
         self.assertNotEqual(subprocess.run([BIN, "--bogus"], capture_output=True).returncode, 0)
 
+    def test_openapi_is_generated_from_the_descriptors(self):
+        import subprocess
+        from harness import BIN
+        out = subprocess.run([BIN, "--openapi"], capture_output=True, text=True, check=True).stdout
+        with open(os.path.join(ROOT, "proto", "openapi.yaml")) as f:
+            self.assertEqual(out, f.read(), "regenerate: build/lossd --openapi > proto/openapi.yaml")
+        with Server() as s:
+            names = [d["name"] for d in s.get("/v1/losses")[2]["losses"]]
+        for n in names:
+            self.assertIn("/v1/losses/%s:" % n, out)
+
     def test_access_log(self):
         with Server() as s:
             s.get("/healthz")

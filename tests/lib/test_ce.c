@@ -26,10 +26,11 @@ static void fd_index_targets(void **state)
   for (int k = 0; k < 3; k++) {
     char *z = jt_rand(&s, 2, zs, -4, 4), *w = jt_rand(&s, 1, ws, 0.2, 2);
     char *go = jt_rand(&s, 1, ys, -2, 2);
-    FD_OK(strf("{\"loss\":\"cross_entropy\",\"inputs\":{\"logits\":%s,\"target\":[0,4,-100,2,"
-               "1,3]%s%s},\"params\":{\"weight\":%s,\"label_smoothing\":0.15},\"reduction\":\"%s\"}",
-               z, k == 2 ? ",\"grad_output\":" : "", k == 2 ? go : "", w, reds[k]),
-          1e-6, 1e-6, 1e-9);
+    FD_OK(
+        strf("{\"loss\":\"cross_entropy\",\"inputs\":{\"logits\":%s,\"target\":[0,4,-100,2,"
+             "1,3]%s%s},\"params\":{\"weight\":%s,\"label_smoothing\":0.15},\"reduction\":\"%s\"}",
+             z, k == 2 ? ",\"grad_output\":" : "", k == 2 ? go : "", w, reds[k]),
+        1e-6, 1e-6, 1e-9);
     free(z), free(w), free(go);
   }
 }
@@ -41,11 +42,13 @@ static void fd_kdim_and_probs(void **state)
   size_t zs[4] = {2, 4, 3, 2}, ps[2] = {3, 6};
   char *z = jt_rand(&s, 4, zs, -3, 3);
   FD_OK(strf("{\"loss\":\"cross_entropy\",\"inputs\":{\"logits\":%s,\"target\":[[[0,3],[1,-100],"
-             "[2,2]],[[3,0],[-100,1],[1,2]]]},\"params\":{\"label_smoothing\":0.3}}", z),
+             "[2,2]],[[3,0],[-100,1],[1,2]]]},\"params\":{\"label_smoothing\":0.3}}",
+             z),
         1e-6, 1e-6, 1e-9);
   char *zp = jt_rand(&s, 2, ps, -3, 3), *tp = jt_rand(&s, 2, ps, 0, 0.3);
   FD_OK(strf("{\"loss\":\"cross_entropy\",\"inputs\":{\"logits\":%s,\"target\":%s},"
-             "\"params\":{\"label_smoothing\":0.1,\"weight\":[1,2,0.5,1,1.5,3]}}", zp, tp),
+             "\"params\":{\"label_smoothing\":0.1,\"weight\":[1,2,0.5,1,1.5,3]}}",
+             zp, tp),
         1e-6, 1e-6, 1e-9);
   free(z), free(zp), free(tp);
 }
@@ -89,18 +92,24 @@ static void edge_cases(void **state)
   /* All ignored: NaN value, zero gradient. */
   loss_result_t r;
   assert_int_equal(run_request("{\"loss\":\"cross_entropy\",\"inputs\":{\"logits\":[[1,2],[3,4]],"
-                               "\"target\":[-100,-100]}}", &r), LOSS_OK);
+                               "\"target\":[-100,-100]}}",
+                               &r),
+                   LOSS_OK);
   assert_true(isnan(r.loss));
   for (int i = 0; i < 4; i++) assert_true(((double *)r.grads[0].data)[i] == 0.0);
   loss_result_free(&r);
   /* Large logits do not overflow. */
   assert_int_equal(run_request("{\"loss\":\"cross_entropy\",\"inputs\":{\"logits\":[[1e4,-1e4,0]],"
-                               "\"target\":[1]}}", &r), LOSS_OK);
+                               "\"target\":[1]}}",
+                               &r),
+                   LOSS_OK);
   assert_true(close_enough(r.loss, 2e4, 1e-12, 0));
   loss_result_free(&r);
   /* Sum over an empty set of kept samples is 0 with sum. */
   assert_int_equal(run_request("{\"loss\":\"cross_entropy\",\"inputs\":{\"logits\":[[1,2]],"
-                               "\"target\":[-100]},\"reduction\":\"sum\"}", &r), LOSS_OK);
+                               "\"target\":[-100]},\"reduction\":\"sum\"}",
+                               &r),
+                   LOSS_OK);
   assert_true(r.loss == 0.0);
   loss_result_free(&r);
 }
@@ -109,33 +118,51 @@ static void invalid(void **state)
 {
   (void)state;
   const char *z = "\"logits\":[[1,2,3],[4,5,6]]";
-  EXPECT_STATUS(strf("{\"loss\":\"cross_entropy\",\"inputs\":{%s,\"target\":[0,3]}}", z), LOSS_ERANGE);
-  EXPECT_STATUS(strf("{\"loss\":\"cross_entropy\",\"inputs\":{%s,\"target\":[0,-1]}}", z), LOSS_ERANGE);
-  EXPECT_STATUS(strf("{\"loss\":\"cross_entropy\",\"inputs\":{%s,\"target\":[0,1,2]}}", z), LOSS_ESHAPE);
+  EXPECT_STATUS(strf("{\"loss\":\"cross_entropy\",\"inputs\":{%s,\"target\":[0,3]}}", z),
+                LOSS_ERANGE);
+  EXPECT_STATUS(strf("{\"loss\":\"cross_entropy\",\"inputs\":{%s,\"target\":[0,-1]}}", z),
+                LOSS_ERANGE);
+  EXPECT_STATUS(strf("{\"loss\":\"cross_entropy\",\"inputs\":{%s,\"target\":[0,1,2]}}", z),
+                LOSS_ESHAPE);
   EXPECT_STATUS(strf("{\"loss\":\"cross_entropy\",\"inputs\":{%s,\"target\":[0,1]},"
-                     "\"params\":{\"label_smoothing\":1.5}}", z), LOSS_EPARAM);
-  EXPECT_STATUS(strf("{\"loss\":\"cross_entropy\",\"inputs\":{%s,\"target\":[[0.5,0.5,0],[0,0,1.0]]},"
-                     "\"params\":{\"ignore_index\":0}}", z), LOSS_EPARAM);
+                     "\"params\":{\"label_smoothing\":1.5}}",
+                     z),
+                LOSS_EPARAM);
+  EXPECT_STATUS(
+      strf("{\"loss\":\"cross_entropy\",\"inputs\":{%s,\"target\":[[0.5,0.5,0],[0,0,1.0]]},"
+           "\"params\":{\"ignore_index\":0}}",
+           z),
+      LOSS_EPARAM);
   EXPECT_STATUS(strf("{\"loss\":\"cross_entropy\",\"inputs\":{%s,\"target\":[0,1]},"
-                     "\"params\":{\"weight\":[1,2]}}", z), LOSS_ESHAPE);
+                     "\"params\":{\"weight\":[1,2]}}",
+                     z),
+                LOSS_ESHAPE);
   EXPECT_STATUS(strf("{\"loss\":\"cross_entropy\",\"inputs\":{%s,\"target\":[0,1],"
-                     "\"grad_output\":[1,1]}}", z), LOSS_EINVAL);
+                     "\"grad_output\":[1,1]}}",
+                     z),
+                LOSS_EINVAL);
   EXPECT_STATUS(strf("{\"loss\":\"cross_entropy\",\"inputs\":{\"logits\":{\"shape\":[2,0],"
-                     "\"data\":[]},\"target\":[0,1]}}"), LOSS_EEMPTY);
+                     "\"data\":[]},\"target\":[0,1]}}"),
+                LOSS_EEMPTY);
   /* Non-finite logits in both the float64 path and the float32 kernel. */
-  EXPECT_STATUS(strf("{\"loss\":\"cross_entropy\",\"inputs\":{\"logits\":{\"shape\":[1,2],"
-                     "\"dtype\":\"float64\",\"b64\":\"AAAAAAAA+H8AAAAAAADwPw==\"},\"target\":[0]}}"),
-                LOSS_ENONFINITE);
-  EXPECT_STATUS(strf("{\"loss\":\"cross_entropy\",\"inputs\":{\"logits\":{\"shape\":[1,9],"
-                     "\"dtype\":\"float32\",\"b64\":\"AACAPwAAgD8AAIA/AACAfwAAgD8AAIA/AACAPwAAgD8AAIA/\"},"
-                     "\"target\":[0]}}"), LOSS_ENONFINITE);
+  EXPECT_STATUS(
+      strf("{\"loss\":\"cross_entropy\",\"inputs\":{\"logits\":{\"shape\":[1,2],"
+           "\"dtype\":\"float64\",\"b64\":\"AAAAAAAA+H8AAAAAAADwPw==\"},\"target\":[0]}}"),
+      LOSS_ENONFINITE);
+  EXPECT_STATUS(
+      strf("{\"loss\":\"cross_entropy\",\"inputs\":{\"logits\":{\"shape\":[1,9],"
+           "\"dtype\":\"float32\",\"b64\":\"AACAPwAAgD8AAIA/AACAfwAAgD8AAIA/AACAPwAAgD8AAIA/\"},"
+           "\"target\":[0]}}"),
+      LOSS_ENONFINITE);
 }
 
 int main(void)
 {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(golden),         cmocka_unit_test(fd_index_targets),
-      cmocka_unit_test(fd_kdim_and_probs), cmocka_unit_test(f32_matches_f64),
-      cmocka_unit_test(edge_cases),     cmocka_unit_test(invalid)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(golden),
+                                     cmocka_unit_test(fd_index_targets),
+                                     cmocka_unit_test(fd_kdim_and_probs),
+                                     cmocka_unit_test(f32_matches_f64),
+                                     cmocka_unit_test(edge_cases),
+                                     cmocka_unit_test(invalid)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

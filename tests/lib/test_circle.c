@@ -96,14 +96,18 @@ static void edge_cases(void **state)
   loss_result_t r;
   /* Every anchor lacks a positive: loss 0, zero gradient. */
   assert_int_equal(run_request("{\"loss\":\"circle\",\"inputs\":{\"embeddings\":[[1,0],[0,1],"
-                               "[1,1]],\"labels\":[0,1,2]}}", &r), LOSS_OK);
+                               "[1,1]],\"labels\":[0,1,2]}}",
+                               &r),
+                   LOSS_OK);
   assert_true(r.loss == 0.0);
   for (int i = 0; i < 6; i++) assert_true(((double *)r.grads[0].data)[i] == 0.0);
   loss_result_free(&r);
   /* gamma 256 with similarities near +-1 stays finite. */
   assert_int_equal(run_request("{\"loss\":\"circle\",\"inputs\":{\"embeddings\":[[1,0],[1,1e-9],"
                                "[-1,0],[-1,1e-9]],\"labels\":[0,0,1,1]},\"params\":{\"gamma\":256,"
-                               "\"m\":0.25}}", &r), LOSS_OK);
+                               "\"m\":0.25}}",
+                               &r),
+                   LOSS_OK);
   assert_true(isfinite(r.loss));
   loss_result_free(&r);
   EXPECT_STATUS(strf("{\"loss\":\"circle\",\"inputs\":{\"embeddings\":[[1,0]],\"labels\":[0.5]}}"),
@@ -111,7 +115,8 @@ static void edge_cases(void **state)
   EXPECT_STATUS(strf("{\"loss\":\"circle\",\"inputs\":{\"embeddings\":[[1,0]],\"labels\":[0,1]}}"),
                 LOSS_ESHAPE);
   EXPECT_STATUS(strf("{\"loss\":\"circle\",\"inputs\":{\"embeddings\":[[1,0]],\"labels\":[0]},"
-                     "\"params\":{\"gamma\":0}}"), LOSS_EPARAM);
+                     "\"params\":{\"gamma\":0}}"),
+                LOSS_EPARAM);
 }
 
 int main(void)

@@ -23,11 +23,17 @@ static void fd_emd(void **state)
   (void)state;
   unsigned long long s = 121;
   size_t zs[2] = {5, 6}, es[2] = {6, 3}, cs[2] = {6, 6};
-  char *z = jt_rand(&s, 2, zs, -3, 3), *e = jt_rand(&s, 2, es, -1, 1), *c = jt_rand(&s, 2, cs, 0, 2);
-  FD_OK(strf("{\"loss\":\"emo\",\"inputs\":{\"logits\":%s,\"target\":[0,5,-100,2,3],\"embeddings\":%s},"
-             "\"params\":{\"mode\":\"emd\"}}", z, e), 1e-6, 1e-6, 1e-9);
+  char *z = jt_rand(&s, 2, zs, -3, 3), *e = jt_rand(&s, 2, es, -1, 1),
+       *c = jt_rand(&s, 2, cs, 0, 2);
+  FD_OK(strf("{\"loss\":\"emo\",\"inputs\":{\"logits\":%s,\"target\":[0,5,-100,2,3],\"embeddings\":"
+             "%s},"
+             "\"params\":{\"mode\":\"emd\"}}",
+             z, e),
+        1e-6, 1e-6, 1e-9);
   FD_OK(strf("{\"loss\":\"emo\",\"inputs\":{\"logits\":%s,\"target\":[0,5,1,2,3],\"cost\":%s},"
-             "\"params\":{\"mode\":\"emd\"}}", z, c), 1e-6, 1e-6, 1e-9);
+             "\"params\":{\"mode\":\"emd\"}}",
+             z, c),
+        1e-6, 1e-6, 1e-9);
   free(z), free(e), free(c);
 }
 
@@ -35,8 +41,9 @@ static void fd_emd(void **state)
 static void mode_values(void **state)
 {
   (void)state;
-  const char *body = "{\"loss\":\"emo\",\"inputs\":{\"logits\":[[1,2,0.5],[0,-1,3]],\"target\":[1,2],"
-                     "\"embeddings\":[[1,0],[0,1],[1,1]]},\"params\":{\"mode\":\"%s\"}}";
+  const char *body =
+      "{\"loss\":\"emo\",\"inputs\":{\"logits\":[[1,2,0.5],[0,-1,3]],\"target\":[1,2],"
+      "\"embeddings\":[[1,0],[0,1],[1,1]]},\"params\":{\"mode\":\"%s\"}}";
   loss_result_t r;
   char *j = strf(body, "1");
   assert_int_equal(run_request(j, &r), LOSS_OK);
@@ -54,13 +61,19 @@ static void mode_values(void **state)
 static void invalid(void **state)
 {
   (void)state;
-  EXPECT_STATUS(strf("{\"loss\":\"emo\",\"inputs\":{\"logits\":[[1,2]],\"target\":[2],\"embeddings\":"
-                     "[[1,0],[0,1]]}}"), LOSS_ERANGE);
-  EXPECT_STATUS(strf("{\"loss\":\"emo\",\"inputs\":{\"logits\":[[1,2]],\"target\":[1]}}"), LOSS_EMISSING);
-  EXPECT_STATUS(strf("{\"loss\":\"emo\",\"inputs\":{\"logits\":[[1,2]],\"target\":[1],\"embeddings\":"
-                     "[[0,0],[0,1]]}}"), LOSS_EPARAM);
-  EXPECT_STATUS(strf("{\"loss\":\"emo\",\"inputs\":{\"logits\":[[1,2]],\"target\":[1],\"cost\":[[0,1]]}}"),
-                LOSS_ESHAPE);
+  EXPECT_STATUS(
+      strf("{\"loss\":\"emo\",\"inputs\":{\"logits\":[[1,2]],\"target\":[2],\"embeddings\":"
+           "[[1,0],[0,1]]}}"),
+      LOSS_ERANGE);
+  EXPECT_STATUS(strf("{\"loss\":\"emo\",\"inputs\":{\"logits\":[[1,2]],\"target\":[1]}}"),
+                LOSS_EMISSING);
+  EXPECT_STATUS(
+      strf("{\"loss\":\"emo\",\"inputs\":{\"logits\":[[1,2]],\"target\":[1],\"embeddings\":"
+           "[[0,0],[0,1]]}}"),
+      LOSS_EPARAM);
+  EXPECT_STATUS(
+      strf("{\"loss\":\"emo\",\"inputs\":{\"logits\":[[1,2]],\"target\":[1],\"cost\":[[0,1]]}}"),
+      LOSS_ESHAPE);
 }
 
 int main(void)

@@ -40,9 +40,11 @@ static void edge_cases(void **state)
   loss_result_free(&r);
   /* A row that masks every class, and +inf, are refused. */
   EXPECT_STATUS(strf("{\"loss\":\"entropy\",\"inputs\":{\"logits\":{\"shape\":[2],\"dtype\":"
-                     "\"float64\",\"b64\":\"AAAAAAAA8P8AAAAAAADw/w==\"}}}"), LOSS_EPARAM);
+                     "\"float64\",\"b64\":\"AAAAAAAA8P8AAAAAAADw/w==\"}}}"),
+                LOSS_EPARAM);
   EXPECT_STATUS(strf("{\"loss\":\"entropy\",\"inputs\":{\"logits\":{\"shape\":[2],\"dtype\":"
-                     "\"float64\",\"b64\":\"AAAAAAAA8H8AAAAAAADw/w==\"}}}"), LOSS_ENONFINITE);
+                     "\"float64\",\"b64\":\"AAAAAAAA8H8AAAAAAADw/w==\"}}}"),
+                LOSS_ENONFINITE);
   EXPECT_STATUS(strf("{\"loss\":\"entropy\",\"inputs\":{\"logits\":[[[1]]]}}"), LOSS_ESHAPE);
 }
 

@@ -23,16 +23,22 @@ static void fd_forms(void **state)
   (void)state;
   unsigned long long s = 81;
   size_t ss[4] = {2, 2, 4, 4}, qs[4] = {2, 4, 2, 4}, es[3] = {2, 4, 4}, hs[3] = {2, 4, 4};
-  char *sc = jt_rand(&s, 4, ss, -3, 3), *q = jt_rand(&s, 4, qs, -1, 1), *k = jt_rand(&s, 4, qs, -1, 1);
-  char *qe = jt_rand(&s, 3, es, -1, 1), *ke = jt_rand(&s, 3, es, -1, 1), *hb = jt_rand(&s, 3, hs, -1, 1);
+  char *sc = jt_rand(&s, 4, ss, -3, 3), *q = jt_rand(&s, 4, qs, -1, 1),
+       *k = jt_rand(&s, 4, qs, -1, 1);
+  char *qe = jt_rand(&s, 3, es, -1, 1), *ke = jt_rand(&s, 3, es, -1, 1),
+       *hb = jt_rand(&s, 3, hs, -1, 1);
   const char *sp = "\"spans\":[[0,0,1,2],[1,1,0,0],[1,0,2,3]],\"mask\":[[1,1,1,0],[1,1,1,1]]";
-  FD_OK(strf("{\"loss\":\"global_pointer\",\"inputs\":{\"scores\":%s,%s}}", sc, sp), 1e-6, 1e-6, 1e-9);
-  FD_OK(strf("{\"loss\":\"global_pointer\",\"inputs\":{\"scores\":%s,%s},\"params\":{\"variant\":"
-             "\"bce\"}}", sc, sp), 1e-6, 1e-6, 1e-9);
-  FD_OK(strf("{\"loss\":\"global_pointer\",\"inputs\":{\"q\":%s,\"k\":%s,%s}}", q, k, sp), 1e-6, 1e-6,
+  FD_OK(strf("{\"loss\":\"global_pointer\",\"inputs\":{\"scores\":%s,%s}}", sc, sp), 1e-6, 1e-6,
         1e-9);
+  FD_OK(strf("{\"loss\":\"global_pointer\",\"inputs\":{\"scores\":%s,%s},\"params\":{\"variant\":"
+             "\"bce\"}}",
+             sc, sp),
+        1e-6, 1e-6, 1e-9);
+  FD_OK(strf("{\"loss\":\"global_pointer\",\"inputs\":{\"q\":%s,\"k\":%s,%s}}", q, k, sp), 1e-6,
+        1e-6, 1e-9);
   FD_OK(strf("{\"loss\":\"global_pointer\",\"inputs\":{\"q\":%s,\"k\":%s,\"head_bias\":%s,%s}}", qe,
-             ke, hb, sp), 1e-6, 1e-6, 1e-9);
+             ke, hb, sp),
+        1e-6, 1e-6, 1e-9);
   free(sc), free(q), free(k), free(qe), free(ke), free(hb);
 }
 
@@ -63,7 +69,8 @@ static void rope_is_relative(void **state)
   const double *v = e->data;
   for (int m = 0; m + 1 < L; m++)
     for (int n = 0; n + 1 < L; n++)
-      assert_true(close_enough(v[(m * L + n) * 5 + 4], v[((m + 1) * L + n + 1) * 5 + 4], 1e-12, 1e-12));
+      assert_true(
+          close_enough(v[(m * L + n) * 5 + 4], v[((m + 1) * L + n + 1) * 5 + 4], 1e-12, 1e-12));
   loss_result_free(&r);
 }
 
@@ -92,21 +99,30 @@ static void sparse_mcce(void **state)
   size_t ss[2] = {3, 8};
   char *sc = jt_rand(&s, 2, ss, -4, 4);
   FD_OK(strf("{\"loss\":\"sparse_mcce\",\"inputs\":{\"scores\":%s,\"positives\":[[1,2],[7,0],"
-             "[3,5]]}}", sc), 1e-6, 1e-6, 1e-9);
+             "[3,5]]}}",
+             sc),
+        1e-6, 1e-6, 1e-9);
   FD_OK(strf("{\"loss\":\"sparse_mcce\",\"inputs\":{\"scores\":%s,\"positives\":[[1,0],[0,0],"
-             "[3,5]]},\"params\":{\"mask_zero\":true},\"reduction\":\"sum\"}", sc), 1e-6, 1e-6, 1e-9);
+             "[3,5]]},\"params\":{\"mask_zero\":true},\"reduction\":\"sum\"}",
+             sc),
+        1e-6, 1e-6, 1e-9);
   free(sc);
   /* Positives dominate: exact value log(1 + e^-60 + e^-61) + log(1 + e^-5 + e^-6) where the
    * reference's clip would give a different number. */
   loss_result_t r;
   assert_int_equal(run_request("{\"loss\":\"sparse_mcce\",\"inputs\":{\"scores\":[[60,61,-5,-6]],"
-                               "\"positives\":[[0,1]]}}", &r), LOSS_OK);
-  assert_true(close_enough(r.loss, log1p(exp(-60) + exp(-61)) + log1p(exp(-5) + exp(-6)), 1e-13, 0));
+                               "\"positives\":[[0,1]]}}",
+                               &r),
+                   LOSS_OK);
+  assert_true(
+      close_enough(r.loss, log1p(exp(-60) + exp(-61)) + log1p(exp(-5) + exp(-6)), 1e-13, 0));
   loss_result_free(&r);
-  EXPECT_STATUS(strf("{\"loss\":\"sparse_mcce\",\"inputs\":{\"scores\":[[1,2,3]],\"positives\":[[1,1]]}}"),
-                LOSS_EDUP);
-  EXPECT_STATUS(strf("{\"loss\":\"sparse_mcce\",\"inputs\":{\"scores\":[[1,2,3]],\"positives\":[[3]]}}"),
-                LOSS_ERANGE);
+  EXPECT_STATUS(
+      strf("{\"loss\":\"sparse_mcce\",\"inputs\":{\"scores\":[[1,2,3]],\"positives\":[[1,1]]}}"),
+      LOSS_EDUP);
+  EXPECT_STATUS(
+      strf("{\"loss\":\"sparse_mcce\",\"inputs\":{\"scores\":[[1,2,3]],\"positives\":[[3]]}}"),
+      LOSS_ERANGE);
 }
 
 static void invalid(void **state)
@@ -115,21 +131,30 @@ static void invalid(void **state)
   const char *sc = "\"scores\":[[[[1,2],[3,4]]]]";
   EXPECT_STATUS(strf("{\"loss\":\"global_pointer\",\"inputs\":{%s}}", sc), LOSS_EMISSING);
   EXPECT_STATUS(strf("{\"loss\":\"global_pointer\",\"inputs\":{%s,\"spans\":[[0,0,0,1]],"
-                     "\"labels\":[[[[0,1],[0,0]]]]}}", sc), LOSS_ECONFLICT);
-  EXPECT_STATUS(strf("{\"loss\":\"global_pointer\",\"inputs\":{%s,\"q\":[[[[1,2]]]],\"k\":[[[[1,2]]]],"
-                     "\"spans\":[[0,0,0,1]]}}", sc), LOSS_ECONFLICT);
-  EXPECT_STATUS(strf("{\"loss\":\"global_pointer\",\"inputs\":{%s,\"spans\":[[0,0,0,2]]}}", sc), LOSS_ERANGE);
-  EXPECT_STATUS(strf("{\"loss\":\"global_pointer\",\"inputs\":{%s,\"labels\":[[[[0,2],[0,0]]]]}}", sc),
-                LOSS_EPARAM);
-  EXPECT_STATUS(strf("{\"loss\":\"global_pointer\",\"inputs\":{\"q\":[[[[1,2,3]]]],\"k\":[[[[1,2,3]]]],"
-                     "\"spans\":[]}}"), LOSS_ESHAPE);
+                     "\"labels\":[[[[0,1],[0,0]]]]}}",
+                     sc),
+                LOSS_ECONFLICT);
+  EXPECT_STATUS(
+      strf("{\"loss\":\"global_pointer\",\"inputs\":{%s,\"q\":[[[[1,2]]]],\"k\":[[[[1,2]]]],"
+           "\"spans\":[[0,0,0,1]]}}",
+           sc),
+      LOSS_ECONFLICT);
+  EXPECT_STATUS(strf("{\"loss\":\"global_pointer\",\"inputs\":{%s,\"spans\":[[0,0,0,2]]}}", sc),
+                LOSS_ERANGE);
+  EXPECT_STATUS(
+      strf("{\"loss\":\"global_pointer\",\"inputs\":{%s,\"labels\":[[[[0,2],[0,0]]]]}}", sc),
+      LOSS_EPARAM);
+  EXPECT_STATUS(
+      strf("{\"loss\":\"global_pointer\",\"inputs\":{\"q\":[[[[1,2,3]]]],\"k\":[[[[1,2,3]]]],"
+           "\"spans\":[]}}"),
+      LOSS_ESHAPE);
 }
 
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(golden), cmocka_unit_test(fd_forms), cmocka_unit_test(rope_is_relative),
-      cmocka_unit_test(masked_positive_ignored), cmocka_unit_test(sparse_mcce),
-      cmocka_unit_test(invalid)};
+      cmocka_unit_test(golden),           cmocka_unit_test(fd_forms),
+      cmocka_unit_test(rope_is_relative), cmocka_unit_test(masked_positive_ignored),
+      cmocka_unit_test(sparse_mcce),      cmocka_unit_test(invalid)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,13 +22,17 @@ static void fd_random(void **state)
   (void)state;
   unsigned long long s = 31;
   size_t sh[2] = {4, 3};
-  char *x = jt_rand(&s, 2, sh, -3, 0), *p = jt_rand(&s, 2, sh, 0.05, 1), *t = jt_rand(&s, 2, sh, -3, 0);
+  char *x = jt_rand(&s, 2, sh, -3, 0), *p = jt_rand(&s, 2, sh, 0.05, 1),
+       *t = jt_rand(&s, 2, sh, -3, 0);
   const char *reds[4] = {"mean", "batchmean", "sum", "none"};
   for (int k = 0; k < 4; k++) {
     FD_OK(strf("{\"loss\":\"kl_div\",\"inputs\":{\"input\":%s,\"target\":%s},\"reduction\":\"%s\"}",
-               x, p, reds[k]), 1e-6, 1e-6, 1e-10);
+               x, p, reds[k]),
+          1e-6, 1e-6, 1e-10);
     FD_OK(strf("{\"loss\":\"kl_div\",\"inputs\":{\"input\":%s,\"target\":%s},\"reduction\":\"%s\","
-               "\"params\":{\"log_target\":true}}", x, t, reds[k]), 1e-6, 1e-6, 1e-10);
+               "\"params\":{\"log_target\":true}}",
+               x, t, reds[k]),
+          1e-6, 1e-6, 1e-10);
   }
   free(x), free(p), free(t);
 }

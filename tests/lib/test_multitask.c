@@ -21,10 +21,16 @@ static void golden(void **state)
 static void fd_uncertainty(void **state)
 {
   (void)state;
-  FD_OK(strf("{\"loss\":\"multitask\",\"inputs\":{\"losses\":[0.3,2.5,1.1],\"log_vars\":[-0.2,0.4,1]},"
-             "\"params\":{\"method\":\"uncertainty\"}}"), 1e-6, 1e-7, 1e-10);
-  FD_OK(strf("{\"loss\":\"multitask\",\"inputs\":{\"losses\":[0.3,2.5,1.1],\"log_vars\":[-0.2,0.4,1]},"
-             "\"params\":{\"method\":\"uncertainty\",\"form\":\"kendall\"}}"), 1e-6, 1e-7, 1e-10);
+  FD_OK(
+      strf(
+          "{\"loss\":\"multitask\",\"inputs\":{\"losses\":[0.3,2.5,1.1],\"log_vars\":[-0.2,0.4,1]},"
+          "\"params\":{\"method\":\"uncertainty\"}}"),
+      1e-6, 1e-7, 1e-10);
+  FD_OK(
+      strf(
+          "{\"loss\":\"multitask\",\"inputs\":{\"losses\":[0.3,2.5,1.1],\"log_vars\":[-0.2,0.4,1]},"
+          "\"params\":{\"method\":\"uncertainty\",\"form\":\"kendall\"}}"),
+      1e-6, 1e-7, 1e-10);
   /* The stationary point of the objective is s* = log L (libmtl: d/ds = 1/2 - L/(2e^s)). */
   double L[2] = {0.7, 3.0}, s[2] = {log(0.7), log(3.0)}, ds[2];
   loss_uw_total(LOSS_UW_LIBMTL, L, s, 2, ds);
@@ -48,7 +54,8 @@ static void optimisers(void **state)
   double g2[2] = {1, 1};
   loss_optim_step(&adam, t2, g2, m, v, 2);
   double m0 = 0.9 * 0.05 + 0.1, v0 = 0.999 * 0.00025 + 0.001;
-  double expect = -0.01 * 0.5 / (0.5 + 1e-8) - 0.01 / (1 - 0.81) * m0 / (sqrt(v0) / sqrt(1 - 0.998001) + 1e-8);
+  double expect =
+      -0.01 * 0.5 / (0.5 + 1e-8) - 0.01 / (1 - 0.81) * m0 / (sqrt(v0) / sqrt(1 - 0.998001) + 1e-8);
   assert_true(close_enough(t2[0], expect, 1e-12, 0));
   assert_int_equal(adam.step, 2);
 }
@@ -99,17 +106,20 @@ static void invalid(void **state)
 {
   (void)state;
   EXPECT_STATUS(strf("{\"loss\":\"multitask\",\"inputs\":{\"losses\":[1,2],\"log_vars\":[0]},"
-                     "\"params\":{\"method\":\"uncertainty\"}}"), LOSS_ESHAPE);
+                     "\"params\":{\"method\":\"uncertainty\"}}"),
+                LOSS_ESHAPE);
   EXPECT_STATUS(strf("{\"loss\":\"multitask\",\"inputs\":{\"losses\":[1,2],\"log_vars\":[0,0]}}"),
                 LOSS_EINVAL);
-  EXPECT_STATUS(strf("{\"loss\":\"multitask\",\"inputs\":{\"losses\":[1,2]},\"params\":{\"weights\":"
-                     "[1,2],\"method\":\"uncertainty\"}}"), LOSS_EINVAL);
+  EXPECT_STATUS(
+      strf("{\"loss\":\"multitask\",\"inputs\":{\"losses\":[1,2]},\"params\":{\"weights\":"
+           "[1,2],\"method\":\"uncertainty\"}}"),
+      LOSS_EINVAL);
 }
 
 int main(void)
 {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(golden),   cmocka_unit_test(fd_uncertainty), cmocka_unit_test(optimisers),
-      cmocka_unit_test(gradnorm), cmocka_unit_test(dwa),            cmocka_unit_test(invalid)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(golden),     cmocka_unit_test(fd_uncertainty),
+                                     cmocka_unit_test(optimisers), cmocka_unit_test(gradnorm),
+                                     cmocka_unit_test(dwa),        cmocka_unit_test(invalid)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

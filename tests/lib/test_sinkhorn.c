@@ -98,7 +98,9 @@ static void fd_point_clouds(void **state)
   for (int k = 0; k < 3; k++)
     FD_OK(strf("{\"loss\":\"sinkhorn\",\"inputs\":{\"a\":[0.25,0.25,0.25,0.25],\"b\":[0.3,0.3,0.4],"
                "\"x\":%s,\"y\":%s},\"params\":{\"reg\":0.2,\"metric\":\"%s\",\"tol\":1e-14,"
-               "\"max_iter\":100000},\"grad\":[\"x\",\"y\"]}", x, y, metrics[k]), 1e-6, 1e-5, 1e-8);
+               "\"max_iter\":100000},\"grad\":[\"x\",\"y\"]}",
+               x, y, metrics[k]),
+          1e-6, 1e-5, 1e-8);
   free(x), free(y);
 }
 
@@ -137,15 +139,22 @@ static void invalid(void **state)
   (void)state;
   const char *c = "\"cost\":[[0,1],[1,0]]";
   EXPECT_STATUS(strf("{\"loss\":\"sinkhorn\",\"inputs\":{\"a\":[0.5,0.5],\"b\":[0.5,0.6],%s},"
-                     "\"params\":{\"reg\":1}}", c), LOSS_EPARAM);
+                     "\"params\":{\"reg\":1}}",
+                     c),
+                LOSS_EPARAM);
   EXPECT_STATUS(strf("{\"loss\":\"sinkhorn\",\"inputs\":{\"a\":[1,0],\"b\":[0.5,0.5],%s},"
-                     "\"params\":{\"reg\":1}}", c), LOSS_EPARAM);
+                     "\"params\":{\"reg\":1}}",
+                     c),
+                LOSS_EPARAM);
   EXPECT_STATUS(strf("{\"loss\":\"sinkhorn\",\"inputs\":{\"a\":[0.5,0.5],\"b\":[0.5,0.5],%s}}", c),
                 LOSS_EPARAM);
   EXPECT_STATUS(strf("{\"loss\":\"sinkhorn\",\"inputs\":{\"a\":[0.5,0.5],\"b\":[0.5,0.5],%s,"
-                     "\"x\":[[1],[2]],\"y\":[[1],[2]]},\"params\":{\"reg\":1}}", c), LOSS_ECONFLICT);
+                     "\"x\":[[1],[2]],\"y\":[[1],[2]]},\"params\":{\"reg\":1}}",
+                     c),
+                LOSS_ECONFLICT);
   EXPECT_STATUS(strf("{\"loss\":\"sinkhorn\",\"inputs\":{\"a\":[0.5,0.5],\"b\":[0.5,0.5],"
-                     "\"cost\":[[0,1,2],[1,0,2]]},\"params\":{\"reg\":1}}"), LOSS_ESHAPE);
+                     "\"cost\":[[0,1,2],[1,0,2]]},\"params\":{\"reg\":1}}"),
+                LOSS_ESHAPE);
 }
 
 int main(void)

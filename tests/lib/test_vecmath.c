@@ -51,6 +51,7 @@ static void log_accuracy(void **state)
 
 int main(void)
 {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(exp_accuracy), cmocka_unit_test(log_accuracy)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(exp_accuracy),
+                                     cmocka_unit_test(log_accuracy)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
