@@ -15,7 +15,7 @@ SANITIZE ?=
 WERROR ?=
 PYTHON ?= /usr/bin/python3
 
-WARN := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-psabi
+WARN := -std=c11 -ffp-contract=fast -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-psabi
 CFLAGS_ALL = $(WARN) $(OPT) -D_GNU_SOURCE -fPIC -Ilib/include $(CFLAGS)
 LDFLAGS_ALL = $(LDFLAGS)
 ifneq ($(SANITIZE),)

@@ -34,21 +34,28 @@ static double wt(const ce_t *ce, size_t c)
 
 /* The float32 [N, C] index-target kernel: three passes over a row that stays in L2 (max, exp
  * stored into the gradient, scale), so DRAM sees one read of z and one write of the gradient.
+ * Four independent vectors per step keep the out-of-order core fed (exp is a long dependency
+ * chain); sums run in float within 128-element blocks and in double across blocks.
  * Returns 0, or -1 when the row holds a non-finite logit. */
 LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, double sc, float *g,
                                 double *loss)
 {
-  size_t C = ce->c, k = 0, C8 = C & ~(size_t)7;
-  loss__v8f vm = loss__v8f_splat(-__builtin_inff()), vbad = loss__v8f_splat(0.0f);
-  for (; k < C8; k += 8) {
-    loss__v8f x = loss__v8f_load(z + k);
-    vm = loss__vselect(x > vm, x, vm);
-    vbad += x * loss__v8f_splat(0.0f); /* NaN iff some x is NaN or infinite */
+  size_t C = ce->c, k = 0, C32 = C & ~(size_t)31;
+  loss__v8f m0 = loss__v8f_splat(-__builtin_inff()), m1 = m0, m2 = m0, m3 = m0;
+  loss__v8f b0 = loss__v8f_splat(0.0f), b1 = b0;
+  for (; k < C32; k += 32) {
+    loss__v8f x0 = loss__v8f_load(z + k), x1 = loss__v8f_load(z + k + 8);
+    loss__v8f x2 = loss__v8f_load(z + k + 16), x3 = loss__v8f_load(z + k + 24);
+    m0 = loss__vselect(x0 > m0, x0, m0), m1 = loss__vselect(x1 > m1, x1, m1);
+    m2 = loss__vselect(x2 > m2, x2, m2), m3 = loss__vselect(x3 > m3, x3, m3);
+    b0 += (x0 + x1) * 0.0f; /* NaN iff some x is NaN or infinite */
+    b1 += (x2 + x3) * 0.0f;
   }
   float m = -__builtin_inff(), bad = 0.0f;
   for (int j = 0; j < 8; j++) {
-    m = vm[j] > m ? vm[j] : m;
-    bad += vbad[j];
+    float mj = fmaxf(fmaxf(m0[j], m1[j]), fmaxf(m2[j], m3[j]));
+    m = mj > m ? mj : m;
+    bad += b0[j] + b1[j];
   }
   for (; k < C; k++) {
     m = z[k] > m ? z[k] : m;
@@ -56,15 +63,24 @@ LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, doubl
   }
   if (bad != 0.0f || !isfinite(m)) return -1;
 
-  loss__v4d s0 = {0, 0, 0, 0}, s1 = s0;
-  loss__v8f vmm = loss__v8f_splat(m);
-  for (k = 0; k < C8; k += 8) {
-    loss__v8f e = loss__vexp(loss__v8f_load(z + k) - vmm);
-    if (g) loss__v8f_store(g + k, e);
-    s0 += __builtin_convertvector(__builtin_shufflevector(e, e, 0, 1, 2, 3), loss__v4d);
-    s1 += __builtin_convertvector(__builtin_shufflevector(e, e, 4, 5, 6, 7), loss__v4d);
+  double sum = 0;
+  loss__v8f vm = loss__v8f_splat(m);
+  for (k = 0; k < C32;) {
+    loss__v8f s0 = loss__v8f_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    size_t end = k + 128 < C32 ? k + 128 : C32;
+    for (; k < end; k += 32) {
+      loss__v8f e0 = loss__vexp_neg(loss__v8f_load(z + k) - vm);
+      loss__v8f e1 = loss__vexp_neg(loss__v8f_load(z + k + 8) - vm);
+      loss__v8f e2 = loss__vexp_neg(loss__v8f_load(z + k + 16) - vm);
+      loss__v8f e3 = loss__vexp_neg(loss__v8f_load(z + k + 24) - vm);
+      if (g) {
+        loss__v8f_store(g + k, e0), loss__v8f_store(g + k + 8, e1);
+        loss__v8f_store(g + k + 16, e2), loss__v8f_store(g + k + 24, e3);
+      }
+      s0 += e0, s1 += e1, s2 += e2, s3 += e3;
+    }
+    sum += loss__vsum_d((s0 + s1) + (s2 + s3));
   }
-  double sum = (s0[0] + s0[1]) + (s0[2] + s0[3]) + (s1[0] + s1[1]) + (s1[2] + s1[3]);
   for (; k < C; k++) {
     float e = expf(z[k] - m);
     if (g) g[k] = e;
@@ -74,7 +90,18 @@ LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, doubl
   double l = (1 - eps) * wy * (lse - z[y]);
   if (eps > 0) {
     double sz = 0;
-    for (k = 0; k < C; k++) sz += wt(ce, k) * z[k];
+    if (!ce->w) {
+      loss__v8f a0 = loss__v8f_splat(0.0f), a1 = a0;
+      for (k = 0; k + 16 <= C;) {
+        size_t end = k + 256 < C ? k + 256 : (C & ~(size_t)15);
+        for (; k < end; k += 16) a0 += loss__v8f_load(z + k), a1 += loss__v8f_load(z + k + 8);
+        sz += loss__vsum_d(a0 + a1);
+        a0 = a1 = loss__v8f_splat(0.0f);
+      }
+      for (; k < C; k++) sz += z[k];
+    } else {
+      for (k = 0; k < C; k++) sz += ce->w[k] * z[k];
+    }
     l += eps / (double)C * (ce->wsum * lse - sz);
   }
   *loss = l;
@@ -83,7 +110,7 @@ LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, doubl
   float b = (float)(sc * eps / (double)C);
   if (!ce->w) {
     loss__v8f va = loss__v8f_splat(a), vb = loss__v8f_splat(b);
-    for (k = 0; k < C8; k += 8) loss__v8f_store(g + k, loss__v8f_load(g + k) * va - vb);
+    for (k = 0; k + 8 <= C; k += 8) loss__v8f_store(g + k, loss__v8f_load(g + k) * va - vb);
     for (; k < C; k++) g[k] = g[k] * a - b;
   } else {
     for (k = 0; k < C; k++) g[k] = g[k] * a - b * (float)ce->w[k];
@@ -245,8 +272,9 @@ int loss_cross_entropy(const loss_tensor_t *logits, const loss_tensor_t *target,
     int64_t y = ce.probs ? 0 : loss__geti(target, i);
     double sc = go ? go[i] : base;
     if (!ce.probs && y == ce.ignore) {
-      ls[i] = 0; /* the gradient row stays zero (calloc) */
-      continue;
+      ls[i] = 0;
+      if (fast && grad) memset((float *)grad + row, 0, C * sizeof(float)); /* not zeroed */
+      continue; /* the float64 gradient is calloc'ed: its row stays zero */
     }
     if (fast) {
       float *g = grad ? (float *)grad + row : NULL;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 const char *loss_strerror(int status)
 {
@@ -261,9 +262,31 @@ double *loss__grad(loss_result_t *out, const char *name, const loss_tensor_t *li
 
 void *loss__grad_native(loss_result_t *out, const char *name, const loss_tensor_t *like)
 {
-  loss_output_t *o =
-      new_output(out, out->grads, &out->n_grads, name, like->dtype, like->rank, like->shape);
-  return o ? o->data : NULL;
+  /* The kernel writes every element, so the buffer need not be zeroed; large ones ask for huge
+   * pages, which turns tens of thousands of page faults into a few dozen. */
+  if (out->n_grads >= LOSS_MAX_OUTPUTS) return NULL;
+  size_t n = loss_tensor_numel(like), bytes = n * loss_dtype_size(like->dtype);
+  void *p = malloc(bytes ? bytes : 1);
+  if (!p) {
+    loss__fail(out, LOSS_ENOMEM, NULL, "out of memory");
+    return NULL;
+  }
+#ifdef MADV_HUGEPAGE
+  if (bytes >= ((size_t)8 << 20)) {
+    uintptr_t lo = ((uintptr_t)p + ((1u << 21) - 1)) & ~(uintptr_t)((1u << 21) - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)((1u << 21) - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* advice only: errors ignored */
+  }
+#endif
+  loss_output_t *o = &out->grads[out->n_grads++];
+  memset(o, 0, sizeof *o);
+  o->name = name;
+  o->kind = LOSS_OUT_TENSOR;
+  o->dtype = like->dtype;
+  o->rank = like->rank;
+  memcpy(o->shape, like->shape, sizeof o->shape);
+  o->data = p;
+  return p;
 }
 
 double *loss__extra(loss_result_t *out, const char *name, int rank, const size_t *shape)

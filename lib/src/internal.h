@@ -12,7 +12,7 @@
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(LOSS_NO_CLONES) &&                        \
     !defined(__SANITIZE_ADDRESS__)
-#define LOSS__HOT __attribute__((target_clones("arch=haswell", "default")))
+#define LOSS__HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define LOSS__HOT
 #endif
@@ -79,7 +79,8 @@ double *loss__extra(loss_result_t *out, const char *name, int rank, const size_t
 int loss__extra_scalar(loss_result_t *out, const char *name, double v);
 int loss__extra_int(loss_result_t *out, const char *name, loss_out_kind_t kind, int64_t v);
 double *loss__losses(loss_result_t *out, int rank, const size_t *shape);
-/* Output that a kernel writes directly in the input's dtype (hot kernels). */
+/* Output that a kernel writes directly in the input's dtype (hot kernels). NOT zeroed: the
+ * kernel must write every element. */
 void *loss__grad_native(loss_result_t *out, const char *name, const loss_tensor_t *like);
 /* Narrow float64 gradients of float32 inputs; free everything on error. Returns rc. */
 int loss__finish(loss_result_t *out, int rc);

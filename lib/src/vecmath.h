@@ -3,7 +3,7 @@
  * GCC does not vectorise calls to expf/logf without -ffast-math (banned here: it assumes no
  * NaN/Inf), so the float32 kernels use these polynomial forms written with vector extensions.
  * Accuracy (tested in tests/lib/test_vecmath.c against libm in double):
- *   loss__vexp: relative error <= 2e-7 on [-87.3, 88.7]; 0 below -87.33 (where expf itself
+ *   loss__vexp: relative error <= 2e-7 on [-87.3, 88.72]; 0 below -87.33 (where expf itself
  *               returns subnormals below 1.2e-38); +inf above 88.72; NaN propagates.
  *   loss__vlog: relative error <= 3e-7 for normal positive x; -inf at 0 (and for subnormals,
  *               which are flushed), NaN for x < 0 or NaN, +inf at +inf. */
@@ -17,58 +17,69 @@ typedef float loss__v8f __attribute__((vector_size(32)));
 typedef int32_t loss__v8i __attribute__((vector_size(32)));
 typedef double loss__v4d __attribute__((vector_size(32)));
 
-static inline loss__v8f loss__v8f_splat(float x)
+static inline __attribute__((always_inline)) loss__v8f loss__v8f_splat(float x)
 {
-  return (loss__v8f){x, x, x, x, x, x, x, x};
+  return (loss__v8f){0} + x; /* GCC broadcasts the scalar: one vbroadcastss, hoisted */
 }
 
-static inline loss__v8f loss__v8f_load(const float *p)
+static inline __attribute__((always_inline)) loss__v8f loss__v8f_load(const float *p)
 {
   loss__v8f v;
   memcpy(&v, p, sizeof v);
   return v;
 }
 
-static inline void loss__v8f_store(float *p, loss__v8f v)
+static inline __attribute__((always_inline)) void loss__v8f_store(float *p, loss__v8f v)
 {
   memcpy(p, &v, sizeof v);
 }
 
-static inline loss__v8f loss__vselect(loss__v8i mask, loss__v8f a, loss__v8f b)
+static inline __attribute__((always_inline)) loss__v8f loss__vselect(loss__v8i mask, loss__v8f a,
+                                                                     loss__v8f b)
 {
   loss__v8i r = (mask & (loss__v8i)a) | (~mask & (loss__v8i)b);
   return (loss__v8f)r;
 }
 
-static inline loss__v8f loss__vexp(loss__v8f x)
+/* e^x = p(r) 2^n: Cody-Waite reduction to |r| <= ln2/2 and a degree-5 polynomial (Cephes expf
+ * coefficients). Returns p and n. */
+static inline __attribute__((always_inline)) loss__v8f loss__vexp_poly(loss__v8f x, loss__v8i *ni)
 {
   const loss__v8f magic = loss__v8f_splat(12582912.0f); /* 1.5 * 2^23: rounds to integer */
-  loss__v8f t = x * loss__v8f_splat(1.44269504088896341f) + magic;
+  loss__v8f t = x * 1.44269504088896341f + magic;
   loss__v8f n = t - magic;
-  loss__v8i ni = (loss__v8i)t - (loss__v8i)magic;
-  /* r = x - n ln2 in two parts (Cody-Waite) so that r is exact to float precision. */
-  loss__v8f r = x - n * loss__v8f_splat(0.693145751953125f);
-  r = r - n * loss__v8f_splat(1.428606765330187045e-06f);
-  /* Taylor to degree 7 on |r| <= ln2/2: truncation below 7e-9. */
-  loss__v8f p = loss__v8f_splat(1.0f / 5040.0f);
-  p = p * r + loss__v8f_splat(1.0f / 720.0f);
-  p = p * r + loss__v8f_splat(1.0f / 120.0f);
-  p = p * r + loss__v8f_splat(1.0f / 24.0f);
-  p = p * r + loss__v8f_splat(1.0f / 6.0f);
-  p = p * r + loss__v8f_splat(0.5f);
-  p = p * r + loss__v8f_splat(1.0f);
-  p = p * r + loss__v8f_splat(1.0f);
-  /* 2^n split in two factors so that n = 128 (x near 88.7) does not overflow the exponent. */
-  loss__v8i h = ni >> 1;
-  loss__v8f s1 = (loss__v8f)((h + 127) << 23);
-  loss__v8f s2 = (loss__v8f)((ni - h + 127) << 23);
-  loss__v8f y = p * s1 * s2;
-  y = loss__vselect(x < loss__v8f_splat(-87.33654f), loss__v8f_splat(0.0f), y);
-  y = loss__vselect(x > loss__v8f_splat(88.72283f), loss__v8f_splat(__builtin_inff()), y);
-  return y;
+  *ni = (loss__v8i)t - (loss__v8i)magic;
+  loss__v8f r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  loss__v8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  return p * (r * r) + r + 1.0f;
 }
 
-static inline loss__v8f loss__vlog(loss__v8f x)
+/* e^x for x <= 0 (no overflow path): the cross-entropy kernel's exp(z - max z). */
+static inline __attribute__((always_inline)) loss__v8f loss__vexp_neg(loss__v8f x)
+{
+  loss__v8i ni;
+  loss__v8f y = loss__vexp_poly(x, &ni) * (loss__v8f)((ni + 127) << 23);
+  return loss__vselect(x < -87.33654f, loss__v8f_splat(0.0f), y);
+}
+
+static inline __attribute__((always_inline)) loss__v8f loss__vexp(loss__v8f x)
+{
+  loss__v8i ni;
+  loss__v8f p = loss__vexp_poly(x, &ni);
+  loss__v8i top = ni > 127; /* 2^128 does not exist: scale by 2^(n-1), then double */
+  loss__v8f y = p * (loss__v8f)((ni + top + 127) << 23);
+  y = loss__vselect(top, y * 2.0f, y);
+  y = loss__vselect(x < -87.33654f, loss__v8f_splat(0.0f), y);
+  y = loss__vselect(x > 88.72283f, loss__v8f_splat(__builtin_inff()), y);
+  return loss__vselect(x != x, x, y); /* NaN propagates */
+}
+
+static inline __attribute__((always_inline)) loss__v8f loss__vlog(loss__v8f x)
 {
   loss__v8i bits = (loss__v8i)x;
   loss__v8i e = ((bits >> 23) & 0xff) - 127;
@@ -98,7 +109,7 @@ static inline loss__v8f loss__vlog(loss__v8f x)
 }
 
 /* Horizontal sums and max, in double for the sums. */
-static inline double loss__vsum_d(loss__v8f v)
+static inline __attribute__((always_inline)) double loss__vsum_d(loss__v8f v)
 {
   double s = 0;
   for (int i = 0; i < 8; i++) s += v[i];
