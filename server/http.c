@@ -30,7 +30,15 @@ static void on_timer(uv_timer_t *t);
 static void run_mhd(server_t *s)
 {
   if (!s->mhd) return;
+  s->kicked = 0;
   MHD_run(s->mhd);
+  /* A connection resumed from inside this run (a barrier completed in another rank's handler)
+   * needs another run now: 0.9.75's MHD_get_timeout does not account for pending resumes and
+   * would re-arm the timer for the idle timeout instead (SERVER-NOTES.md). */
+  if (s->kicked) {
+    uv_timer_start(&s->timer, on_timer, 0, 0);
+    return;
+  }
   MHD_UNSIGNED_LONG_LONG ms;
   if (MHD_get_timeout(s->mhd, &ms) == MHD_YES)
     uv_timer_start(&s->timer, on_timer, ms, 0);
@@ -52,6 +60,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
 /* Ask for an MHD run on the next loop iteration (safe from inside MHD callbacks). */
 static void kick(server_t *s)
 {
+  s->kicked = 1;
   if (s->mhd) uv_timer_start(&s->timer, on_timer, 0, 0);
 }
 

@@ -65,6 +65,32 @@ class Trajectories(unittest.TestCase):
                 self.assertEqual(g["step"], len(c["ranks"]))
 
 
+class Promptness(unittest.TestCase):
+    def test_waiting_rank_answered_without_other_traffic(self):
+        """Regression: a rank resumed from inside the completing rank's handler waited for the
+        idle timeout (the kick was overwritten by MHD_get_timeout's re-arm on 0.9.75)."""
+        with Server("--idle-timeout", "30") as s:
+            s.request("PUT", f"{MT}/quiet", {"method": "static", "tasks": ["a"], "world_size": 2})
+            conns = [s.conn(20), s.conn(20)]  # one keep-alive connection per rank, as trainers do
+
+            def rep(k, t, out):
+                body = json.dumps({"step": t, "rank": k, "losses": [1.0 + k]})
+                conns[k].request("POST", f"{MT}/quiet/steps", body, {"Content-Type": "application/json"})
+                r = conns[k].getresponse()
+                r.read()
+                out[k] = r.status
+            for t in range(10):
+                t0 = time.time()
+                res = {}
+                th = threading.Thread(target=rep, args=(0, t, res))
+                th.start()
+                time.sleep(0.05)
+                rep(1, t, res)
+                th.join()
+                self.assertEqual((res[0], res[1]), (200, 200))
+                self.assertLess(time.time() - t0, 2.0, f"step {t} was slow")
+
+
 class Barrier(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
