@@ -46,7 +46,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 .SECONDARY:
 
 .PHONY: all lib server test test-lib test-server test-python check format format-check run \
-        bench bench-http install deps deps-bench clean golden
+        bench bench-http install deps deps-bench clean golden test-image test-deploy
 
 all: lib server
 
@@ -133,12 +133,21 @@ bench: $(BUILD)/bench/bench_kernels
 	@sh tests/deps.sh bench
 	$(PYTHON) bench/bench.py --bin $(BUILD)/bench/bench_kernels
 
-bench-http: all
+bench-http: all $(BUILD)/bench/bench_kernels
 	@sh tests/deps.sh bench
-	sh bench/bench_http.sh $(BUILD)/lossd
+	LOSSD_BIN=$(BUILD)/lossd $(PYTHON) bench/bench_http.py
+
+test-image:
+	sh tests/image.sh
+
+test-deploy: all
+	cd tests/integration && LOSSD_BIN=../../$(BUILD)/lossd $(PYTHON) -m unittest -v test_deploy
 
 golden:
 	$(PYTHON) tests/golden/gen.py tests/golden
+	$(PYTHON) tests/golden/gen_multitask.py tests/golden
+	$(PYTHON) proto/make_examples.py
+	$(PYTHON) tests/data/http/make_invalid.py
 
 install: lib server
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

@@ -5,7 +5,7 @@
 set -eu
 what=${1:-build}
 pkgs="build-essential pkg-config libmicrohttpd-dev libuv1-dev libjansson-dev libcmocka-dev curl
-python3 python3-numpy python3-torch python3-matplotlib"
+python3 python3-numpy python3-torch python3-matplotlib nginx-light"
 [ "$what" = bench ] && pkgs="$pkgs python3-pot wrk nginx-light"
 
 missing=""

@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""End-to-end HTTP benchmarks (make bench-http): wrk against lossd and, in the same run, against
+nginx serving a fixed response (this machine's ceiling); one large b64 request against the
+kernel time; multitask steps/s with and without --state-dir. Loopback only, bounded in time."""
+import base64
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from harness import Server  # noqa: E402
+
+DUR = os.environ.get("BENCH_SECONDS", "8")
+
+
+def wrk(url, body=None, conns=64):
+    env = dict(os.environ)
+    args = ["wrk", "-t2", f"-c{conns}", f"-d{DUR}s", "--latency"]
+    if body is not None:
+        fd, path = tempfile.mkstemp()
+        os.write(fd, body.encode())
+        os.close(fd)
+        env["BENCH_BODY_FILE"] = path
+        args += ["-s", os.path.join(ROOT, "bench", "post.lua")]
+    out = subprocess.run(args + [url], capture_output=True, text=True, env=env, timeout=120).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = dict(re.findall(r"\s+(50|99)%\s+([\d.]+\w+)", out))
+    errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, lat.get("50", "?"), lat.get("99", "?"), int(errs.group(1)) if errs else 0
+
+
+def nginx_fixed():
+    tmp = tempfile.mkdtemp(prefix="lossd-bench-nginx-")
+    os.chmod(tmp, 0o777)
+    port = 18000 + os.getpid() % 1000
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1; pid {tmp}/pid; error_log stderr;
+events {{ worker_connections 4096; }}
+http {{ access_log off; client_body_temp_path {tmp}/b; proxy_temp_path {tmp}/p;
+  server {{ listen 127.0.0.1:{port}; location / {{ default_type application/json;
+    return 200 '{{"status":"ok"}}'; }} }} }}\n""")
+    p = subprocess.Popen(["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"])
+    time.sleep(0.5)
+    return p, port, tmp
+
+
+def large_request(s):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    z = (rng.standard_normal((512, 32000)) * 2).astype(np.float32)
+    y = rng.integers(0, 32000, 512)
+    body = json.dumps({"inputs": {"logits": {"shape": [512, 32000], "dtype": "float32",
+                                             "b64": base64.b64encode(z.tobytes()).decode()},
+                                  "target": y.tolist()}, "encoding": "b64"})
+    times = []
+    for _ in range(5):
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=120)
+        t0 = time.perf_counter()
+        c.request("POST", "/v1/losses/cross_entropy", body, {"Content-Type": "application/json"})
+        r = c.getresponse()
+        data = r.read()
+        times.append((time.perf_counter() - t0) * 1e3)
+        assert r.status == 200, data[:200]
+        c.close()
+    d = tempfile.mkdtemp()
+    z.tofile(os.path.join(d, "logits.bin"))
+    open(os.path.join(d, "logits.shape"), "w").write("512 32000\n")
+    y.astype(np.int64).tofile(os.path.join(d, "target.bin"))
+    open(os.path.join(d, "target.shape"), "w").write("512\n")
+    k = subprocess.run([os.path.join(ROOT, "build", "bench", "bench_kernels"), "cross_entropy", d, "5"],
+                       capture_output=True, text=True, check=True).stdout.split("\n")[1].split()[1]
+    shutil.rmtree(d)
+    return statistics.median(times), float(k), len(body)
+
+
+def steps_per_s(s, sessions, ranks, steps):
+    done = []
+
+    def rank(sid, k):
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+        for t in range(steps):
+            c.request("POST", f"/v1/multitask/sessions/{sid}/steps",
+                      json.dumps({"step": t, "rank": k, "losses": [1.0, 2.0, 0.5]}),
+                      {"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+        done.append(1)
+    for i in range(sessions):
+        s.request("PUT", f"/v1/multitask/sessions/b{i}", {"method": "uncertainty", "tasks": ["a", "b", "c"],
+                                                           "world_size": ranks})
+    ts = [threading.Thread(target=rank, args=(f"b{i}", k)) for i in range(sessions) for k in range(ranks)]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sessions * steps / (time.perf_counter() - t0)
+
+
+def main():
+    small = json.dumps({"inputs": {"logits": [[0.1 * i + j for i in range(10)] for j in range(8)],
+                                   "target": [1, 2, 3, 4, 5, 6, 7, 8]}})
+    ng, nport, ntmp = nginx_fixed()
+    rows = []
+    try:
+        with Server("--threads", "2", "--access-log", "false", "--max-body", "268435456") as s:
+            base = f"http://127.0.0.1:{s.port}"
+            rows.append(("nginx fixed response", *wrk(f"http://127.0.0.1:{nport}/")))
+            rows.append(("lossd /healthz", *wrk(base + "/healthz")))
+            rows.append(("lossd cross_entropy [8,10]", *wrk(base + "/v1/losses/cross_entropy", small)))
+            big_ms, kernel_ms, nbytes = large_request(s)
+            mt = {}
+            mt["1 session x 8 ranks"] = steps_per_s(s, 1, 8, 300)
+            mt["100 sessions x 2 ranks"] = steps_per_s(s, 100, 2, 30)
+        state = tempfile.mkdtemp(prefix="lossd-bench-state-")
+        with Server("--threads", "2", "--access-log", "false", "--state-dir", state) as s:
+            mt["1 session x 8 ranks, --state-dir"] = steps_per_s(s, 1, 8, 300)
+            mt["100 sessions x 2 ranks, --state-dir"] = steps_per_s(s, 100, 2, 30)
+        shutil.rmtree(state)
+    finally:
+        ng.send_signal(signal.SIGQUIT)
+        ng.wait()
+        shutil.rmtree(ntmp, ignore_errors=True)
+    print(f"wrk -t2 -c64 -d{DUR}s, keep-alive, 127.0.0.1, 2 cores shared by client and server")
+    print(f"{'target':<32} {'req/s':>10} {'p50':>9} {'p99':>9} {'non-2xx':>8}")
+    for name, rps, p50, p99, errs in rows:
+        print(f"{name:<32} {rps:>10.0f} {p50:>9} {p99:>9} {errs:>8}")
+    ratio = rows[2][1] / rows[0][1]
+    print(f"small cross_entropy rate = {ratio:.0%} of nginx's fixed response (target >= 50%)")
+    print(f"large b64 cross_entropy f32 [512,32000] ({nbytes / 1e6:.0f} MB body): {big_ms:.0f} ms end to end, "
+          f"kernel {kernel_ms:.0f} ms, ratio {big_ms / kernel_ms:.1f}x (target <= 8x)")
+    for k, v in mt.items():
+        print(f"multitask {k:<36} {v:>8.0f} steps/s")
+
+
+if __name__ == "__main__":
+    main()
