@@ -1,0 +1,137 @@
+/* test_codec.c - tensor decoding, limits, base64 and response encoding (server/codec.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "codec.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const codec_limits_t lim = {1000};
+
+static int decode(const char *text, cat_in_kind_t kind, loss_tensor_t *t, void **buf,
+                  api_error_t *e)
+{
+  json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+  assert_non_null(v);
+  int rc = codec_tensor(v, kind, "inputs.x", &lim, t, buf, e);
+  json_decref(v);
+  return rc;
+}
+
+static void forms(void **state)
+{
+  (void)state;
+  loss_tensor_t t;
+  void *b;
+  api_error_t e;
+  assert_int_equal(decode("2.5", IN_FLOAT, &t, &b, &e), 0);
+  assert_int_equal(t.rank, 0);
+  assert_true(((double *)t.data)[0] == 2.5);
+  free(b);
+  assert_int_equal(decode("[[1, 2, 3], [4, 5, 6]]", IN_FLOAT, &t, &b, &e), 0);
+  assert_int_equal(t.rank, 2);
+  assert_int_equal(t.shape[1], 3);
+  assert_int_equal(t.dtype, LOSS_FLOAT64); /* integers converted for a float input */
+  assert_true(((double *)t.data)[5] == 6.0);
+  free(b);
+  assert_int_equal(decode("[[1, 2], [3, 4]]", IN_ANY, &t, &b, &e), 0);
+  assert_int_equal(t.dtype, LOSS_INT64);
+  free(b);
+  assert_int_equal(decode("[[1, 2.5]]", IN_ANY, &t, &b, &e), 0);
+  assert_int_equal(t.dtype, LOSS_FLOAT64);
+  free(b);
+  assert_int_equal(decode("{\"shape\": [2], \"dtype\": \"float32\", \"b64\": \"AACAPwAAAEA=\"}",
+                          IN_FLOAT, &t, &b, &e),
+                   0);
+  assert_int_equal(t.dtype, LOSS_FLOAT32);
+  assert_true(((float *)t.data)[1] == 2.0f);
+  free(b);
+  assert_int_equal(decode("{\"shape\": [1, 2], \"data\": [7, 8]}", IN_INT, &t, &b, &e), 0);
+  assert_true(((int64_t *)t.data)[1] == 8);
+  free(b);
+}
+
+static void errors(void **state)
+{
+  (void)state;
+  loss_tensor_t t;
+  void *b;
+  api_error_t e;
+  struct {
+    const char *text;
+    cat_in_kind_t kind;
+    int status;
+  } cases[] = {
+      {"[[1, 2], [3]]", IN_FLOAT, 422},
+      {"[[1, 2], [3, [4]]]", IN_FLOAT, 422},
+      {"[1, true]", IN_FLOAT, 400},
+      {"\"x\"", IN_FLOAT, 400},
+      {"[1.5]", IN_INT, 422},
+      {"{\"shape\": [3], \"data\": [1, 2]}", IN_FLOAT, 422},
+      {"{\"shape\": [40, 40], \"data\": []}", IN_FLOAT, 413}, /* limit 1000 elements */
+      {"{\"shape\": [2], \"dtype\": \"float32\", \"b64\": \"AAA\"}", IN_FLOAT, 400},
+      {"{\"shape\": [2], \"dtype\": \"float32\", \"b64\": \"AACAPw==\"}", IN_FLOAT, 422},
+      {"{\"shape\": [2], \"dtype\": \"bf16\", \"b64\": \"AACAPw==\"}", IN_FLOAT, 400},
+      {"{\"shape\": [2], \"data\": [1, 2], \"extra\": 1}", IN_FLOAT, 400},
+      {"{\"shape\": [-2], \"data\": []}", IN_FLOAT, 422},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int rc = decode(cases[i].text, cases[i].kind, &t, &b, &e);
+    free(b);
+    if (rc != -1 || e.status != cases[i].status)
+      fail_msg("%s: status %d, expected %d", cases[i].text, e.status, cases[i].status);
+    assert_string_equal(e.field, "inputs.x");
+  }
+}
+
+static void base64_roundtrip(void **state)
+{
+  (void)state;
+  unsigned char in[256], out[256];
+  for (int i = 0; i < 256; i++) in[i] = (unsigned char)(i * 37 + 11);
+  for (size_t n = 0; n <= 10; n++) {
+    sb_t s;
+    sb_init(&s);
+    b64_encode(&s, in, n);
+    assert_int_equal(b64_decoded_size(s.p ? s.p : "", s.len), (long)n);
+    assert_int_equal(b64_decode(s.p ? s.p : "", s.len, out, sizeof out), (long)n);
+    assert_memory_equal(in, out, n);
+    sb_free(&s);
+  }
+  assert_int_equal(b64_decoded_size("AB=C", 4), -1);
+  assert_int_equal(b64_decoded_size("AAA", 3), -1);
+}
+
+static void number_text(void **state)
+{
+  (void)state;
+  sb_t s;
+  sb_init(&s);
+  sb_double(&s, 2.0);
+  sb_puts(&s, " ");
+  sb_double(&s, NAN);
+  sb_puts(&s, " ");
+  sb_double(&s, 0.1);
+  assert_string_equal(s.p, "2.0 null 0.10000000000000001");
+  sb_free(&s);
+  api_error_t e;
+  api_error(&e, 422, "params.gamma", "gamma must be %s", "finite");
+  sb_init(&s);
+  codec_encode_error(&s, &e);
+  assert_string_equal(s.p, "{\"error\":{\"code\":\"invalid_input\",\"message\":\"gamma must be "
+                           "finite\",\"field\":\"params.gamma\"}}");
+  sb_free(&s);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {cmocka_unit_test(forms), cmocka_unit_test(errors),
+                                     cmocka_unit_test(base64_roundtrip),
+                                     cmocka_unit_test(number_text)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
