@@ -33,13 +33,14 @@ user=$($PODMAN image inspect --format '{{.Config.User}}' lossd:test)
 [ "$user" = "10001:10001" ] || { echo "image: runs as '$user', expected 10001:10001"; exit 1; }
 
 root=$(mktemp -d)
+chmod 755 "$root"
 cid=$($PODMAN create lossd:test)
 $PODMAN export "$cid" | tar -x -C "$root"
 $PODMAN rm "$cid" >/dev/null
 [ ! -e "$root/usr/bin/gcc" ] || { echo "image: the runtime stage has a compiler"; exit 1; }
 mkdir -p "$root/tmp" && chmod 1777 "$root/tmp"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-env -i LOSSD_LISTEN="127.0.0.1:$port" LOSSD_STATE_DIR=/var/lib/lossd LOSSD_DRAIN_DELAY=200 \
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LOSSD_LISTEN="127.0.0.1:$port" LOSSD_STATE_DIR=/var/lib/lossd LOSSD_DRAIN_DELAY=200 \
   chroot --userspec=10001:10001 "$root" /usr/local/bin/lossd >"$CACHE/run.log" 2>&1 &
 pid=$!
 ok=0
