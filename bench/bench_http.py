@@ -97,15 +97,18 @@ def steps_per_s(s, sessions, ranks, steps):
             r.read()
             assert r.status == 200
         done.append(1)
+    tag = f"s{sessions}r{ranks}"
     for i in range(sessions):
-        s.request("PUT", f"/v1/multitask/sessions/b{i}", {"method": "uncertainty", "tasks": ["a", "b", "c"],
-                                                           "world_size": ranks})
-    ts = [threading.Thread(target=rank, args=(f"b{i}", k)) for i in range(sessions) for k in range(ranks)]
+        st, _, _ = s.request("PUT", f"/v1/multitask/sessions/{tag}-{i}",
+                             {"method": "uncertainty", "tasks": ["a", "b", "c"], "world_size": ranks})
+        assert st == 201
+    ts = [threading.Thread(target=rank, args=(f"{tag}-{i}", k)) for i in range(sessions) for k in range(ranks)]
     t0 = time.perf_counter()
     for t in ts:
         t.start()
     for t in ts:
         t.join()
+    assert len(done) == sessions * ranks, "a rank failed"
     return sessions * steps / (time.perf_counter() - t0)
 
 
