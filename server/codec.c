@@ -181,47 +181,45 @@ static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 long b64_decoded_size(const char *in, size_t n)
 {
   if (n % 4) return -1;
-  for (size_t i = 0; i < n; i++) {
-    char c = in[i];
-    int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-             c == '+' || c == '/' || (c == '=' && i + 2 >= n && (i + 1 == n || in[i + 1] == '='));
-    if (!ok) return -1;
-  }
   size_t pad = n && in[n - 1] == '=' ? (n > 1 && in[n - 2] == '=' ? 2 : 1) : 0;
   return (long)(n / 4 * 3 - pad);
 }
 
+static signed char b64rev[256];
+
+static void b64_init(void)
+{
+  static int init;
+  if (init) return; /* benign race: every thread writes the same bytes */
+  memset(b64rev, -1, sizeof b64rev);
+  for (int i = 0; i < 64; i++) b64rev[(unsigned char)b64chars[i]] = (signed char)i;
+  init = 1;
+}
+
 long b64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
 {
-  static signed char rev[256];
-  static int init;
-  if (!init) { /* benign race: every thread writes the same bytes */
-    memset(rev, -1, sizeof rev);
-    for (int i = 0; i < 64; i++) rev[(unsigned char)b64chars[i]] = (signed char)i;
-    init = 1;
+  b64_init();
+  long size = b64_decoded_size(in, n);
+  if (size < 0 || (size_t)size > cap) return -1;
+  const unsigned char *u = (const unsigned char *)in;
+  size_t full = n >= 4 && in[n - 1] == '=' ? n - 4 : n, o = 0, i = 0;
+  int bad = 0;
+  for (; i < full; i += 4) { /* whole quads: one table lookup per character */
+    int a = b64rev[u[i]], b = b64rev[u[i + 1]], c = b64rev[u[i + 2]], d = b64rev[u[i + 3]];
+    bad |= a | b | c | d; /* any -1 sets the sign bit */
+    unsigned w = (unsigned)a << 18 | (unsigned)b << 12 | (unsigned)c << 6 | (unsigned)d;
+    out[o] = (unsigned char)(w >> 16), out[o + 1] = (unsigned char)(w >> 8);
+    out[o + 2] = (unsigned char)w;
+    o += 3;
   }
-  if (n % 4) return -1;
-  size_t o = 0;
-  for (size_t i = 0; i < n; i += 4) {
-    int pad = 0;
-    int v[4];
-    for (int j = 0; j < 4; j++) {
-      unsigned char c = (unsigned char)in[i + j];
-      if (c == '=' && i + 4 == n && j >= 2) {
-        v[j] = 0;
-        pad++;
-      } else if (pad || rev[c] < 0) {
-        return -1;
-      } else {
-        v[j] = rev[c];
-      }
-    }
-    unsigned w = (unsigned)(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
-    size_t k = 3 - (size_t)pad;
-    if (o + k > cap) return -1;
+  if (bad < 0) return -1;
+  if (i < n) { /* the padded last quad */
+    int a = b64rev[u[i]], b = b64rev[u[i + 1]];
+    int c = in[i + 2] == '=' ? 0 : b64rev[u[i + 2]];
+    if (a < 0 || b < 0 || c < 0 || (in[i + 2] == '=' && in[i + 3] != '=')) return -1;
+    unsigned w = (unsigned)a << 18 | (unsigned)b << 12 | (unsigned)c << 6;
     out[o++] = (unsigned char)(w >> 16);
-    if (k > 1) out[o++] = (unsigned char)(w >> 8);
-    if (k > 2) out[o++] = (unsigned char)w;
+    if (in[i + 2] != '=') out[o++] = (unsigned char)(w >> 8);
   }
   return (long)o;
 }
@@ -244,6 +242,68 @@ void b64_encode(sb_t *s, const unsigned char *p, size_t n)
   }
   s->len = (size_t)(o - s->p);
   s->p[s->len] = 0;
+}
+
+void codec_blobs_free(codec_blobs_t *b)
+{
+  for (int i = 0; i < b->count; i++) free(b->bytes[i]);
+  b->count = 0;
+}
+
+/* The closing quote of the string whose opening quote is at p[i], or n. */
+static size_t string_end(const char *p, size_t n, size_t i)
+{
+  size_t j = i + 1;
+  for (;;) {
+    const char *q = memchr(p + j, '"', n - j);
+    if (!q) return n;
+    size_t k = (size_t)(q - p), bs = 0;
+    while (k - bs > i + 1 && p[k - bs - 1] == '\\') bs++;
+    if (bs % 2 == 0) return k;
+    j = k + 1;
+  }
+}
+
+size_t codec_lift_b64(char *p, size_t n, codec_blobs_t *out)
+{
+  memset(out, 0, sizeof *out);
+  size_t i = 0, w = 0; /* read and write positions: the body is compacted in place */
+  while (i < n && out->count < CODEC_MAX_BLOBS) {
+    const char *q = memchr(p + i, '"', n - i);
+    if (!q) break;
+    size_t qs = (size_t)(q - p), j = string_end(p, n, qs);
+    if (j >= n) break;
+    size_t k = j + 1;
+    if (j - qs == 4 && !memcmp(p + qs + 1, "b64", 3)) { /* a "b64" key? */
+      while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\n' || p[k] == '\r')) k++;
+      if (k < n && p[k] == ':') {
+        k++;
+        while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\n' || p[k] == '\r')) k++;
+        if (k < n && p[k] == '"') {
+          size_t st = k + 1, e = string_end(p, n, k);
+          if (e < n && e - st >= 4096) {
+            int b = out->count++;
+            long size = b64_decoded_size(p + st, e - st);
+            out->bytes[b] = malloc(size > 0 ? (size_t)size : 1);
+            out->n[b] = out->bytes[b] && size >= 0
+                            ? b64_decode(p + st, e - st, out->bytes[b], (size_t)size)
+                            : -1;
+            memmove(p + w, p + i, st - i); /* up to the string's first character */
+            w += st - i;
+            w += (size_t)snprintf(p + w, 16, "#%d\"", b); /* fits: the string was >= 4096 */
+            i = e + 1;
+            continue;
+          }
+          if (e < n) k = e + 1;
+        }
+      }
+    }
+    memmove(p + w, p + i, k - i);
+    w += k - i;
+    i = k;
+  }
+  memmove(p + w, p + i, n - i);
+  return w + (n - i);
 }
 
 /* ---- tensors ------------------------------------------------------------------------------- */
@@ -377,13 +437,30 @@ static int tensor_object(json_t *v, cat_in_kind_t kind, const char *field,
     if (!have_dtype) return api_error(e, 400, field, "%s: b64 needs a dtype", field);
     if (!json_is_string(b64)) return api_error(e, 400, field, "%s.b64 must be a string", field);
     size_t len = json_string_length(b64), bytes = n * loss_dtype_size(t->dtype);
-    long have = b64_decoded_size(json_string_value(b64), len);
+    const char *txt = json_string_value(b64);
+    if (lim->blobs && txt[0] == '#') { /* lifted out of the body before parsing */
+      int k = atoi(txt + 1);
+      if (k < 0 || k >= lim->blobs->count || !lim->blobs->bytes[k])
+        return api_error(e, 400, field, "%s.b64 is not valid base64", field);
+      long have = lim->blobs->n[k];
+      if (have < 0) return api_error(e, 400, field, "%s.b64 is not valid base64", field);
+      if ((size_t)have != bytes)
+        return api_error(e, 422, field, "%s.b64 holds %ld bytes, shape needs %zu", field, have,
+                         bytes);
+      *owned = lim->blobs->bytes[k]; /* the tensor takes the decoded buffer */
+      lim->blobs->bytes[k] = NULL;
+      t->data = *owned;
+      return 0;
+    }
+    long have = b64_decoded_size(txt, len);
     if (have < 0) return api_error(e, 400, field, "%s.b64 is not valid base64", field);
+    if (!(*owned = malloc(have ? (size_t)have : 1)))
+      return api_error(e, 500, field, "out of memory");
+    if (b64_decode(txt, len, *owned, (size_t)have) < 0)
+      return api_error(e, 400, field, "%s.b64 is not valid base64", field);
     if ((size_t)have != bytes)
       return api_error(e, 422, field, "%s.b64 holds %ld bytes, shape needs %zu", field, have,
                        bytes);
-    if (!(*owned = malloc(bytes ? bytes : 1))) return api_error(e, 500, field, "out of memory");
-    b64_decode(json_string_value(b64), len, *owned, bytes);
     t->data = *owned;
     return 0;
   }

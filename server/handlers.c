@@ -158,9 +158,10 @@ static void h_metrics(req_t *r)
 /* ---- loss calls on the pool ---------------------------------------------------------------- */
 
 /* One call: decode, compute, append the response or the error. Returns the HTTP status. */
-static int one_call(req_t *r, const cat_desc_t *d, json_t *body, int in_batch, sb_t *out)
+static int one_call(req_t *r, const cat_desc_t *d, json_t *body, int in_batch, sb_t *out,
+                    codec_blobs_t *blobs)
 {
-  codec_limits_t lim = {r->srv->cfg.max_elements};
+  codec_limits_t lim = {r->srv->cfg.max_elements, blobs};
   loss_req_t lr;
   api_error_t e;
   loss_result_t res;
@@ -183,10 +184,12 @@ static int one_call(req_t *r, const cat_desc_t *d, json_t *body, int in_batch, s
   return rc ? e.status : 200;
 }
 
-static json_t *parse_body(req_t *r, sb_t *out, int *status)
+static json_t *parse_body(req_t *r, sb_t *out, int *status, codec_blobs_t *blobs)
 {
   json_error_t je;
-  json_t *body = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je);
+  memset(blobs, 0, sizeof *blobs);
+  size_t len = r->body ? codec_lift_b64(r->body, r->len, blobs) : 0;
+  json_t *body = json_loadb(r->body ? r->body : "", len, JSON_REJECT_DUPLICATES, &je);
   if (!body) {
     api_error_t e;
     api_error(&e, 400, NULL, "the body is not valid JSON: %s (line %d, column %d)", je.text,
@@ -202,11 +205,13 @@ static void work_loss(req_t *r)
   sb_t out;
   sb_init(&out);
   int status;
-  json_t *body = parse_body(r, &out, &status);
+  codec_blobs_t blobs;
+  json_t *body = parse_body(r, &out, &status, &blobs);
   if (body) {
-    status = one_call(r, r->desc, body, 0, &out);
+    status = one_call(r, r->desc, body, 0, &out, &blobs);
     json_decref(body);
   }
+  codec_blobs_free(&blobs);
   sb_putn(&out, "\n", 1);
   r->wstatus = out.oom ? 500 : status;
   r->wbody = sb_take(&out, &r->wlen);
@@ -217,7 +222,8 @@ static void work_batch(req_t *r)
   sb_t out;
   sb_init(&out);
   int status = 200;
-  json_t *body = parse_body(r, &out, &status), *calls = NULL;
+  codec_blobs_t blobs;
+  json_t *body = parse_body(r, &out, &status, &blobs), *calls = NULL;
   api_error_t e;
   if (!body) goto done;
   const char *key;
@@ -250,7 +256,7 @@ static void work_batch(req_t *r)
       api_error(&e, 404, "loss", "no loss named \"%s\"", json_string_value(name));
       codec_encode_error(&out, &e);
     } else {
-      one_call(r, d, c, 1, &out);
+      one_call(r, d, c, 1, &out, &blobs);
     }
   }
   sb_puts(&out, "]}");
@@ -260,6 +266,7 @@ error:
   status = e.status;
 done:
   json_decref(body);
+  codec_blobs_free(&blobs);
   sb_putn(&out, "\n", 1);
   r->wstatus = out.oom ? 500 : status;
   r->wbody = sb_take(&out, &r->wlen);

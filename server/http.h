@@ -67,7 +67,7 @@ struct server {
   uv_timer_t timer, drain_timer, stop_timer;
   uv_signal_t sigterm, sigint;
   int ready, draining, quiesced, stopping;
-  int kicked;         /* a resume asked for another MHD run */
+  int kicked;    /* a resume asked for another MHD run */
   long inflight; /* requests received and not answered */
   long queued;   /* compute work queued or running */
   size_t inflight_bytes;

@@ -139,7 +139,7 @@ static int run_case(json_t *c)
   double rtol = json_number_value(json_object_get(c, "rtol"));
   double atol = json_number_value(json_object_get(c, "atol"));
   const cat_desc_t *d = cat_find(json_string_value(json_object_get(req, "loss")));
-  codec_limits_t lim = {1u << 26};
+  codec_limits_t lim = {1u << 26, NULL};
   loss_req_t lr;
   api_error_t e;
   loss_result_t r;
@@ -238,7 +238,7 @@ int run_request(const char *json, loss_result_t *r)
     return -1000;
   }
   const cat_desc_t *d = cat_find(json_string_value(json_object_get(body, "loss")));
-  codec_limits_t lim = {1u << 26};
+  codec_limits_t lim = {1u << 26, NULL};
   loss_req_t lr;
   api_error_t e;
   int rc;
@@ -259,7 +259,7 @@ double fd_request(const char *json, double h, double rtol, double atol)
   json_t *body = json_loads(json, 0, &jerr);
   if (!body) return 1e300;
   const cat_desc_t *d = cat_find(json_string_value(json_object_get(body, "loss")));
-  codec_limits_t lim = {1u << 26};
+  codec_limits_t lim = {1u << 26, NULL};
   loss_req_t lr;
   api_error_t e;
   loss_result_t r, rp;
