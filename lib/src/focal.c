@@ -7,6 +7,7 @@
  * Both evaluate (1-p)^(g-1) in the log domain so that g < 1 at saturated logits stays finite,
  * where torch autograd produces 0 * inf = NaN. */
 #include "internal.h"
+#include "vecmath.h"
 
 #include <stdlib.h>
 
@@ -25,6 +26,75 @@ static double sfocal(double x, double y, double alpha, double g, double *dx)
   double t2 = g == 0 ? 0.0 : g * (1 - 2 * y) * exp((g - 1) * lq + ls_p + ls_n) * ce;
   *dx = at * (qg * (p - y) + t2);
   return at * qg * ce;
+}
+
+/* float32 logits and binary float32 targets, 8 lanes: with e = exp(-|x|) and l = log1p(e),
+ * softplus(+-x) = max(+-x, 0) + l, p = sigmoid(x), q = 1 - p_t = sigmoid(-+x) and
+ * log q = -softplus(+-x), so q^gamma = exp(gamma log q) is finite for every gamma >= 0 and
+ *   l = a_t q^g ce,  dl/dx = a_t q^g [(p - y) - g (2y - 1) p_t ce].
+ * Writes per-element losses (ls, may be NULL) and gradients scaled by sc; returns the sum. */
+LOSS__HOT static double sfocal_f32(const float *x, const float *y, size_t n, float alpha, float g,
+                                   float sc, float *grad, double *ls)
+{
+  double total = 0;
+  size_t i = 0;
+  const loss__v8f one = loss__v8f_splat(1.0f), zero = loss__v8f_splat(0.0f);
+  while (i + 8 <= n) {
+    loss__v8f acc = zero;
+    size_t end = i + 256 < n ? i + 256 : n;
+    for (; i + 8 <= end; i += 8) {
+      loss__v8f vx = loss__v8f_load(x + i), vy = loss__v8f_load(y + i);
+      loss__v8f ax = loss__vselect(vx < 0.0f, -vx, vx);
+      loss__v8f e = loss__vexp_neg(-ax);
+      /* log1p(e) for e in (0, 1]: the series where 1 + e would round e away */
+      loss__v8f l1 = loss__vselect(e < 1e-4f, e - e * e * 0.5f, loss__vlog(one + e));
+      loss__v8f sp = loss__vselect(vx > zero, vx, zero) + l1;  /* softplus(x)  */
+      loss__v8f sn = loss__vselect(vx < zero, -vx, zero) + l1; /* softplus(-x) */
+      loss__v8f inv = one / (one + e);
+      loss__v8i pos = vx >= zero, y1 = vy > 0.5f;
+      loss__v8f p = loss__vselect(pos, inv, e * inv);
+      loss__v8f q = loss__vselect(y1, loss__vselect(pos, e * inv, inv), p); /* 1 - p_t */
+      loss__v8f ce = loss__vselect(y1, sn, sp);
+      loss__v8f qg = g == 2.0f ? q * q : g == 0.0f ? one : loss__vexp(-g * loss__vselect(y1, sp, sn));
+      loss__v8f at = alpha < 0 ? one : loss__vselect(y1, loss__v8f_splat(alpha), loss__v8f_splat(1 - alpha));
+      loss__v8f l = at * qg * ce;
+      acc += l;
+      loss__v8f dy = loss__vselect(y1, one, zero);
+      loss__v8f d = at * qg * ((p - dy) - g * (dy + dy - one) * (one - q) * ce);
+      if (grad) loss__v8f_store(grad + i, d * sc);
+      if (ls)
+        for (int k = 0; k < 8; k++) ls[i + k] = l[k];
+    }
+    total += loss__vsum_d(acc);
+  }
+  for (; i < n; i++) {
+    double dx, l = 0;
+    l = sfocal(x[i], y[i], alpha, g, &dx);
+    if (grad) grad[i] = (float)(dx * sc);
+    if (ls) ls[i] = l;
+    total += l;
+  }
+  return total;
+}
+
+/* Whether every target lies in [0, 1], and whether every one is exactly 0 or 1. */
+LOSS__HOT static void target_scan_f32(const float *y, size_t n, int *in_range, int *binary)
+{
+  loss__v8i out = {0}, soft = {0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    loss__v8f v = loss__v8f_load(y + i);
+    out |= (v < 0.0f) | (v > 1.0f) | (v != v);
+    soft |= (v != 0.0f) & (v != 1.0f);
+  }
+  int o = 0, sf = 0;
+  for (int k = 0; k < 8; k++) o |= out[k], sf |= soft[k];
+  for (; i < n; i++) {
+    o |= !(y[i] >= 0 && y[i] <= 1);
+    sf |= y[i] != 0 && y[i] != 1;
+  }
+  *in_range = !o;
+  *binary = !sf;
 }
 
 int loss_sigmoid_focal(const loss_tensor_t *logits, const loss_tensor_t *target, double alpha,
@@ -46,12 +116,31 @@ int loss_sigmoid_focal(const loss_tensor_t *logits, const loss_tensor_t *target,
   if (!rc) rc = loss__reduction(o, 7, LOSS_REDUCTION_NONE, &red, out);
   if (!rc) rc = loss__check_grad_output(o, logits->rank, logits->shape, out);
   if (rc) return loss__finish(out, rc);
-  for (size_t i = 0; i < n; i++) {
-    double y = loss__get(target, i);
-    if (y < 0 || y > 1) {
-      rc = loss__fail(out, LOSS_EPARAM, "inputs.target", "target must lie in [0, 1]");
-      return loss__finish(out, rc);
+  int binary = 1, range_ok = 1;
+  if (target->dtype == LOSS_FLOAT32) {
+    target_scan_f32(target->data, n, &range_ok, &binary);
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      double y = loss__get(target, i);
+      range_ok &= y >= 0 && y <= 1;
+      binary &= y == 0 || y == 1;
     }
+  }
+  if (!range_ok) {
+    rc = loss__fail(out, LOSS_EPARAM, "inputs.target", "target must lie in [0, 1]");
+    return loss__finish(out, rc);
+  }
+  if (binary && logits->dtype == LOSS_FLOAT32 && target->dtype == LOSS_FLOAT32 && !o->grad_output) {
+    double sc = red == LOSS_REDUCTION_MEAN ? 1.0 / (double)n : 1.0;
+    float *gf = NULL;
+    if ((o->grad_mask & 1) && !(gf = loss__grad_native(out, "logits", logits)))
+      return loss__finish(out, LOSS_ENOMEM);
+    if (red == LOSS_REDUCTION_NONE && !(ls = loss__losses(out, logits->rank, logits->shape)))
+      return loss__finish(out, LOSS_ENOMEM);
+    double total = sfocal_f32(logits->data, target->data, n, (float)alpha, (float)gamma,
+                              (float)sc, gf, ls);
+    out->loss = red == LOSS_REDUCTION_NONE ? NAN : total * sc;
+    return loss__finish(out, LOSS_OK);
   }
   if (!(ls = red == LOSS_REDUCTION_NONE ? loss__losses(out, logits->rank, logits->shape)
                                         : loss__scratch(out, n, sizeof *ls)))

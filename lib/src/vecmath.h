@@ -89,15 +89,17 @@ static inline __attribute__((always_inline)) loss__v8f loss__vlog(loss__v8f x)
   m = loss__vselect(big, m * loss__v8f_splat(0.5f), m);
   e = e + (big & 1);
   loss__v8f f = m - loss__v8f_splat(1.0f);
-  /* log(1+f) = 2 atanh(f/(2+f)) = 2(u + u^3/3 + u^5/5 + ...), |u| <= 0.172. */
-  loss__v8f u = f / (f + loss__v8f_splat(2.0f));
-  loss__v8f u2 = u * u;
-  loss__v8f q = loss__v8f_splat(1.0f / 11.0f);
-  q = q * u2 + loss__v8f_splat(1.0f / 9.0f);
-  q = q * u2 + loss__v8f_splat(1.0f / 7.0f);
-  q = q * u2 + loss__v8f_splat(1.0f / 5.0f);
-  q = q * u2 + loss__v8f_splat(1.0f / 3.0f);
-  loss__v8f lg = u * u2 * q * loss__v8f_splat(2.0f) + u * loss__v8f_splat(2.0f);
+  /* log(1+f) = f - f^2/2 + f^3 P(f) on [sqrt(1/2)-1, sqrt(2)-1] (Cephes logf): no division. */
+  loss__v8f f2 = f * f;
+  loss__v8f q = f * 7.0376836292e-2f - 1.1514610310e-1f;
+  q = q * f + 1.1676998740e-1f;
+  q = q * f - 1.2420140846e-1f;
+  q = q * f + 1.4249322787e-1f;
+  q = q * f - 1.6668057665e-1f;
+  q = q * f + 2.0000714765e-1f;
+  q = q * f - 2.4999993993e-1f;
+  q = q * f + 3.3333331174e-1f;
+  loss__v8f lg = f2 * f * q - f2 * 0.5f + f;
   loss__v8f ef = __builtin_convertvector(e, loss__v8f);
   loss__v8f y = ef * loss__v8f_splat(0.693145751953125f) + lg +
                 ef * loss__v8f_splat(1.428606765330187045e-06f);
