@@ -55,8 +55,11 @@ LOSS__HOT static double sfocal_f32(const float *x, const float *y, size_t n, flo
       loss__v8f p = loss__vselect(pos, inv, e * inv);
       loss__v8f q = loss__vselect(y1, loss__vselect(pos, e * inv, inv), p); /* 1 - p_t */
       loss__v8f ce = loss__vselect(y1, sn, sp);
-      loss__v8f qg = g == 2.0f ? q * q : g == 0.0f ? one : loss__vexp(-g * loss__vselect(y1, sp, sn));
-      loss__v8f at = alpha < 0 ? one : loss__vselect(y1, loss__v8f_splat(alpha), loss__v8f_splat(1 - alpha));
+      loss__v8f qg = g == 2.0f   ? q * q
+                     : g == 0.0f ? one
+                                 : loss__vexp(-g * loss__vselect(y1, sp, sn));
+      loss__v8f at =
+          alpha < 0 ? one : loss__vselect(y1, loss__v8f_splat(alpha), loss__v8f_splat(1 - alpha));
       loss__v8f l = at * qg * ce;
       acc += l;
       loss__v8f dy = loss__vselect(y1, one, zero);
@@ -137,8 +140,8 @@ int loss_sigmoid_focal(const loss_tensor_t *logits, const loss_tensor_t *target,
       return loss__finish(out, LOSS_ENOMEM);
     if (red == LOSS_REDUCTION_NONE && !(ls = loss__losses(out, logits->rank, logits->shape)))
       return loss__finish(out, LOSS_ENOMEM);
-    double total = sfocal_f32(logits->data, target->data, n, (float)alpha, (float)gamma,
-                              (float)sc, gf, ls);
+    double total =
+        sfocal_f32(logits->data, target->data, n, (float)alpha, (float)gamma, (float)sc, gf, ls);
     out->loss = red == LOSS_REDUCTION_NONE ? NAN : total * sc;
     return loss__finish(out, LOSS_OK);
   }

@@ -8,6 +8,7 @@
  * d/dC = T, d/da = f - mean f, d/db = g - mean g (the KL form corrects POT's envelope, which
  * returns the entropy-objective potentials for both, LOSSES.md §5.3). */
 #include "internal.h"
+#include "vecmath.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,115 @@ static void half_step(const double *K, size_t n, size_t m, const double *in, con
   for (size_t j = 0; j < m; j++) res[j] = logw[j] - (tmp[j] + log(res[j]));
 }
 
+/* One pass over the scaled kernel Kt [n, m]: as_i = aw_i / (Kt bs)_i, and the column sums of
+ * Kt diag(as) for the next v-update accumulated on the way (one read of Kt per iteration).
+ * Returns -1 when a row sum is 0 or not finite (the caller falls back to the log domain). */
+LOSS__HOT static int row_pass(const double *Kt, size_t n, size_t m, const double *bs,
+                              const double *aw, double *as, double *colsum)
+{
+  for (size_t j = 0; j < m; j++) colsum[j] = 0;
+  for (size_t i = 0; i < n; i++) {
+    const double *row = Kt + i * m;
+    loss__v4d d0 = {0, 0, 0, 0}, d1 = d0;
+    size_t j = 0;
+    for (; j + 8 <= m; j += 8) {
+      loss__v4d k0, k1, b0, b1;
+      memcpy(&k0, row + j, sizeof k0), memcpy(&k1, row + j + 4, sizeof k1);
+      memcpy(&b0, bs + j, sizeof b0), memcpy(&b1, bs + j + 4, sizeof b1);
+      d0 += k0 * b0, d1 += k1 * b1;
+    }
+    double dot = (d0[0] + d0[1]) + (d0[2] + d0[3]) + (d1[0] + d1[1]) + (d1[2] + d1[3]);
+    for (; j < m; j++) dot += row[j] * bs[j];
+    if (!(dot > 0) || !isfinite(dot)) return -1;
+    double ai = aw[i] / dot;
+    as[i] = ai;
+    loss__v4d va = {ai, ai, ai, ai};
+    for (j = 0; j + 4 <= m; j += 4) {
+      loss__v4d k0, c0;
+      memcpy(&k0, row + j, sizeof k0), memcpy(&c0, colsum + j, sizeof c0);
+      c0 += k0 * va;
+      memcpy(colsum + j, &c0, sizeof c0);
+    }
+    for (; j < m; j++) colsum[j] += row[j] * ai;
+  }
+  return 0;
+}
+
+/* Kt = exp(K + al_i + be_j) and its column sums weighted by as. */
+static void rebuild(const double *K, size_t n, size_t m, const double *al, const double *be,
+                    const double *as, double *Kt, double *colsum)
+{
+  for (size_t j = 0; j < m; j++) colsum[j] = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < m; j++) {
+      double k = exp(K[i * m + j] + al[i] + be[j]);
+      Kt[i * m + j] = k;
+      colsum[j] += k * as[i];
+    }
+}
+
+/* The Sinkhorn iterates of POT's sinkhorn_log (u, v log-scalings from 0), computed in the
+ * scaling domain: u = al + log as, v = be + log bs with Kt = exp(-C/reg + al_i + be_j), so an
+ * iteration is one pass of multiply-adds over Kt instead of 2 n m exponentials. When scalings
+ * drift past e^+-30 they are absorbed into (al, be) and Kt is rebuilt; a half-step whose sums
+ * underflow (small reg, early iterations) is done exactly in the log domain and absorbed. The
+ * iterates are the log domain's, up to rounding. Writes u, v; returns the iterations done. */
+static int64_t iterate(const double *K, size_t n, size_t m, const double *la, const double *lb,
+                       const loss_sinkhorn_params_t *p, double *Kt, double *w, double *u, double *v,
+                       double *err, int *converged)
+{
+  double *al = w, *be = al + n, *as = be + m, *bs = as + n, *aw = bs + m, *bw = aw + n;
+  double *colsum = bw + m, *tmp = colsum + m;
+  for (size_t i = 0; i < n; i++) al[i] = 0, as[i] = 1, aw[i] = exp(la[i]);
+  for (size_t j = 0; j < m; j++) be[j] = 0, bs[j] = 1, bw[j] = exp(lb[j]);
+  rebuild(K, n, m, al, be, as, Kt, colsum);
+  int64_t it;
+  *err = INFINITY;
+  *converged = 0;
+  for (it = 0; it < p->max_iter; it++) {
+    int exact = 0;
+    for (size_t j = 0; j < m && !exact; j++) exact = !(colsum[j] > 0) || !isfinite(colsum[j]);
+    if (exact) { /* v exactly, absorbed */
+      for (size_t i = 0; i < n; i++) u[i] = al[i] + log(as[i]);
+      half_step(K, n, m, u, lb, v, tmp, 1);
+      for (size_t i = 0; i < n; i++) al[i] = u[i], as[i] = 1;
+      for (size_t j = 0; j < m; j++) be[j] = v[j], bs[j] = 1;
+      rebuild(K, n, m, al, be, as, Kt, colsum);
+    } else {
+      for (size_t j = 0; j < m; j++) bs[j] = bw[j] / colsum[j];
+    }
+    if (row_pass(Kt, n, m, bs, aw, as, colsum)) { /* u exactly, absorbed */
+      for (size_t j = 0; j < m; j++) v[j] = be[j] + log(bs[j]);
+      half_step(K, n, m, v, la, u, tmp, 0);
+      for (size_t i = 0; i < n; i++) al[i] = u[i], as[i] = 1;
+      for (size_t j = 0; j < m; j++) be[j] = v[j], bs[j] = 1;
+      rebuild(K, n, m, al, be, as, Kt, colsum);
+    }
+    int drift = 0;
+    for (size_t i = 0; i < n && !drift; i++) drift = !(as[i] < 1e13 && as[i] > 1e-13);
+    for (size_t j = 0; j < m && !drift; j++) drift = !(bs[j] < 1e13 && bs[j] > 1e-13);
+    if (it % 10 == 0) { /* the column marginal of T = diag(as) Kt diag(bs) */
+      double e2 = 0;
+      for (size_t j = 0; j < m; j++)
+        e2 += (bs[j] * colsum[j] - bw[j]) * (bs[j] * colsum[j] - bw[j]);
+      *err = sqrt(e2);
+      if (*err < p->tol) {
+        *converged = 1;
+        it++;
+        break;
+      }
+    }
+    if (drift) {
+      for (size_t i = 0; i < n; i++) al[i] += log(as[i]), as[i] = 1;
+      for (size_t j = 0; j < m; j++) be[j] += log(bs[j]), bs[j] = 1;
+      rebuild(K, n, m, al, be, as, Kt, colsum);
+    }
+  }
+  for (size_t i = 0; i < n; i++) u[i] = al[i] + log(as[i]);
+  for (size_t j = 0; j < m; j++) v[j] = be[j] + log(bs[j]);
+  return it;
+}
+
 int loss_sinkhorn(const loss_tensor_t *a, const loss_tensor_t *b, const loss_tensor_t *cost,
                   const loss_tensor_t *x, const loss_tensor_t *y, const loss_sinkhorn_params_t *p,
                   const loss_opts_t *o, loss_result_t *out)
@@ -160,7 +270,10 @@ int loss_sinkhorn(const loss_tensor_t *a, const loss_tensor_t *b, const loss_ten
   if (rc) return loss__finish(out, rc);
   size_t n = a->shape[0], m = b->shape[0], d = cost ? 0 : x->shape[1], nm = n * m;
   size_t need = 2 * nm + 4 * (n + m) + (cost ? 0 : (n + m) * d);
+  double *work = NULL, *Kt = NULL;
   if (!(buf = loss__scratch(out, need, sizeof *buf))) goto nomem;
+  if (!(work = loss__scratch(out, 8 * (n + m) + (n > m ? n : m), sizeof *work))) goto nomem;
+  if (!(Kt = loss__scratch(out, nm, sizeof *Kt))) goto nomem;
   double *C = buf, *K = buf + nm, *la = K + nm, *lb = la + n, *u = lb + m, *v = u + n;
   double *tmp = v + m, *col = tmp + (n > m ? n : m), *ex = col + m, *ey = ex + n * d;
   double reg = p->reg;
@@ -181,27 +294,9 @@ int loss_sinkhorn(const loss_tensor_t *a, const loss_tensor_t *b, const loss_ten
       }
   }
   for (size_t i = 0; i < nm; i++) K[i] = -C[i] / reg;
-  /* u = v = 0 as POT; iterate. */
-  double err = INFINITY;
-  int64_t it = 0;
-  int converged = 0;
-  for (it = 0; it < p->max_iter; it++) {
-    half_step(K, n, m, u, lb, v, tmp, 1);
-    half_step(K, n, m, v, la, u, tmp, 0);
-    if (it % 10 == 0) {
-      for (size_t j = 0; j < m; j++) col[j] = 0;
-      for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < m; j++) col[j] += exp(K[i * m + j] + u[i] + v[j]);
-      err = 0;
-      for (size_t j = 0; j < m; j++) err += (col[j] - exp(lb[j])) * (col[j] - exp(lb[j]));
-      err = sqrt(err);
-      if (err < p->tol) {
-        converged = 1;
-        it++;
-        break;
-      }
-    }
-  }
+  double err;
+  int converged;
+  int64_t it = iterate(K, n, m, la, lb, p, Kt, work, u, v, &err, &converged);
   /* Plan, objective, potentials. */
   double lin = 0, ent = 0;
   for (size_t i = 0; i < n; i++)
@@ -265,5 +360,7 @@ nomem:
   rc = LOSS_ENOMEM;
 cleanup:
   free(buf);
+  free(work);
+  free(Kt);
   return loss__finish(out, rc);
 }
