@@ -103,7 +103,8 @@ int main(int argc, char **argv)
     x = load(dir, "scores", LOSS_FLOAT32), y = load(dir, "labels", LOSS_FLOAT32);
   } else if (!strncmp(c, "sinkhorn", 8)) {
     kind = 4;
-    x = load(dir, "a", LOSS_FLOAT64), y = load(dir, "b", LOSS_FLOAT64), z = load(dir, "cost", LOSS_FLOAT64);
+    x = load(dir, "a", LOSS_FLOAT64), y = load(dir, "b", LOSS_FLOAT64),
+    z = load(dir, "cost", LOSS_FLOAT64);
     skp.reg = atof(getenv("BENCH_REG") ? getenv("BENCH_REG") : "0.05");
     skp.max_iter = 100, skp.tol = 0;
   } else if (!strncmp(c, "sigmoid_focal", 13)) {
@@ -121,12 +122,24 @@ int main(int argc, char **argv)
     double t0 = now_ms();
     int rc = 0;
     switch (kind) {
-    case 0: rc = loss_cross_entropy(&x, &y, &cep, &o, &res); break;
-    case 1: rc = loss_kl_div(&x, &y, 0, &o, &res); break;
-    case 2: rc = loss_cosent(&x, NULL, NULL, &y, 20, &o, &res); break;
-    case 3: rc = loss_global_pointer(&x, NULL, NULL, NULL, &y, NULL, NULL, &gpp, &o, &res); break;
-    case 4: rc = loss_sinkhorn(&x, &y, &z, NULL, NULL, &skp, &o, &res); break;
-    case 5: rc = loss_sigmoid_focal(&x, &y, 0.25, 2, &o, &res); break;
+    case 0:
+      rc = loss_cross_entropy(&x, &y, &cep, &o, &res);
+      break;
+    case 1:
+      rc = loss_kl_div(&x, &y, 0, &o, &res);
+      break;
+    case 2:
+      rc = loss_cosent(&x, NULL, NULL, &y, 20, &o, &res);
+      break;
+    case 3:
+      rc = loss_global_pointer(&x, NULL, NULL, NULL, &y, NULL, NULL, &gpp, &o, &res);
+      break;
+    case 4:
+      rc = loss_sinkhorn(&x, &y, &z, NULL, NULL, &skp, &o, &res);
+      break;
+    case 5:
+      rc = loss_sigmoid_focal(&x, &y, 0.25, 2, &o, &res);
+      break;
     }
     double dt = now_ms() - t0;
     if (rc) {

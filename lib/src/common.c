@@ -210,18 +210,49 @@ LOSS__HOT static int all_finite_f64(const double *x, size_t n)
   return acc == 0.0;
 }
 
+/* Whether every target lies in [0, 1], and whether every one is exactly 0 or 1. */
+LOSS__HOT void loss__unit_scan_f32(const float *y, size_t n, int *in_range, int *binary)
+{
+  loss__v8i out = {0}, soft = {0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    loss__v8f v = loss__v8f_load(y + i);
+    out |= (v < 0.0f) | (v > 1.0f) | (v != v);
+    soft |= (v != 0.0f) & (v != 1.0f);
+  }
+  int o = 0, sf = 0;
+  for (int k = 0; k < 8; k++) o |= out[k], sf |= soft[k];
+  for (; i < n; i++) {
+    o |= !(y[i] >= 0 && y[i] <= 1);
+    sf |= y[i] != 0 && y[i] != 1;
+  }
+  *in_range = !o;
+  *binary = !sf;
+}
+
+/* No NaN and no +inf (-inf allowed: masks). */
+LOSS__HOT static int no_nan_posinf_f32(const float *x, size_t n)
+{
+  loss__v8i bad = {0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    loss__v8f v = loss__v8f_load(x + i);
+    bad |= (v != v) | (v == __builtin_inff());
+  }
+  int b = 0;
+  for (int k = 0; k < 8; k++) b |= bad[k];
+  for (; i < n; i++) b |= x[i] != x[i] || x[i] == __builtin_inff();
+  return !b;
+}
+
 int loss__check_finite(const loss_tensor_t *t, int allow_neg_inf, const char *field,
                        loss_result_t *out)
 {
   size_t n = loss_tensor_numel(t);
   if (t->dtype == LOSS_FLOAT32) {
     const float *x = t->data;
-    if (!allow_neg_inf) {
-      if (!all_finite_f32(x, n)) goto bad;
-      return LOSS_OK;
-    }
-    for (size_t i = 0; i < n; i++)
-      if (!isfinite(x[i]) && x[i] != -INFINITY) goto bad;
+    if (!(allow_neg_inf ? no_nan_posinf_f32(x, n) : all_finite_f32(x, n))) goto bad;
+    return LOSS_OK;
   } else if (t->dtype == LOSS_FLOAT64) {
     const double *x = t->data;
     if (!allow_neg_inf) {

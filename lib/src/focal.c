@@ -80,26 +80,6 @@ LOSS__HOT static double sfocal_f32(const float *x, const float *y, size_t n, flo
   return total;
 }
 
-/* Whether every target lies in [0, 1], and whether every one is exactly 0 or 1. */
-LOSS__HOT static void target_scan_f32(const float *y, size_t n, int *in_range, int *binary)
-{
-  loss__v8i out = {0}, soft = {0};
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    loss__v8f v = loss__v8f_load(y + i);
-    out |= (v < 0.0f) | (v > 1.0f) | (v != v);
-    soft |= (v != 0.0f) & (v != 1.0f);
-  }
-  int o = 0, sf = 0;
-  for (int k = 0; k < 8; k++) o |= out[k], sf |= soft[k];
-  for (; i < n; i++) {
-    o |= !(y[i] >= 0 && y[i] <= 1);
-    sf |= y[i] != 0 && y[i] != 1;
-  }
-  *in_range = !o;
-  *binary = !sf;
-}
-
 int loss_sigmoid_focal(const loss_tensor_t *logits, const loss_tensor_t *target, double alpha,
                        double gamma, const loss_opts_t *o, loss_result_t *out)
 {
@@ -121,7 +101,7 @@ int loss_sigmoid_focal(const loss_tensor_t *logits, const loss_tensor_t *target,
   if (rc) return loss__finish(out, rc);
   int binary = 1, range_ok = 1;
   if (target->dtype == LOSS_FLOAT32) {
-    target_scan_f32(target->data, n, &range_ok, &binary);
+    loss__unit_scan_f32(target->data, n, &range_ok, &binary);
   } else {
     for (size_t i = 0; i < n; i++) {
       double y = loss__get(target, i);

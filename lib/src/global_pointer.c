@@ -6,6 +6,7 @@
  *   (LOSSES.md §3.1, §3.2). Masked cells (padding, start > end, -inf scores) count nowhere.
  * Rows (b, h) are processed one at a time so that scratch is O(L^2), not O(B H L^2). */
 #include "internal.h"
+#include "vecmath.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@ loss_gp_params_t loss_gp_params_default(void)
 typedef struct {
   size_t B, H, L, D;
   int form;             /* 0 scores, 1 q/k per head, 2 efficient */
+  int hard;             /* labels are all 0 or 1 (spans always are) */
   double *q, *k, *bias; /* rotated q', k' [B,L,(H,)D] and head_bias in double */
 } gp_t;
 
@@ -91,11 +93,19 @@ static int gp_check(const loss_tensor_t *scores, const loss_tensor_t *q, const l
         (rc = loss__check_finite(labels, 0, "inputs.labels", out)))
       return rc;
     size_t nl = loss_tensor_numel(labels);
-    for (size_t i = 0; i < nl; i++) {
-      double y = loss__get(labels, i);
-      if (y < 0 || y > 1)
-        return loss__fail(out, LOSS_EPARAM, "inputs.labels", "labels must lie in [0, 1]");
+    int in_range = 1, binary = 1;
+    if (labels->dtype == LOSS_FLOAT32) {
+      loss__unit_scan_f32(labels->data, nl, &in_range, &binary);
+    } else {
+      for (size_t i = 0; i < nl; i++) {
+        double y = loss__get(labels, i);
+        in_range &= y >= 0 && y <= 1;
+        binary &= y == 0 || y == 1;
+      }
     }
+    if (!in_range)
+      return loss__fail(out, LOSS_EPARAM, "inputs.labels", "labels must lie in [0, 1]");
+    g->hard = binary;
   } else {
     if ((rc = loss__check_int(spans, "inputs.spans", out))) return rc;
     if (!(spans->rank == 2 && spans->shape[1] == 4) && !(spans->rank == 1 && spans->shape[0] == 0))
@@ -156,6 +166,193 @@ static void gp_row(const gp_t *g, const loss_tensor_t *scores, const loss_tensor
     }
 }
 
+typedef struct {
+  double loss, tp, npred, ngold;
+} gp_acc_t;
+
+/* One (b, h) block of float32 scores with hard labels y (0/1, float32), MCCE: three vector
+ * passes over the L x L block (the maxima of both log-sum-exps, their sums, the gradient and
+ * the metrics). Masking: cm[n] is 0 for kept tokens and -inf for padding, added to the score;
+ * rows of padded tokens and, with tril, cells left of the diagonal are skipped (gradient 0).
+ * Predicted cells are appended through `emit`. */
+LOSS__HOT static void gp_block_f32(const float *s, const float *y, const float *cm,
+                                   const float *rowmask, int tril, size_t L, float sc, float thr,
+                                   float *g, gp_acc_t *acc,
+                                   void (*emit)(void *, size_t, size_t, float), void *ctx)
+{
+  const float ninf = -__builtin_inff();
+  loss__v8f mn = loss__v8f_splat(0.0f), mp = mn; /* the "0" term of both sums */
+  for (size_t m = 0; m < L; m++) {
+    if (rowmask && rowmask[m] == 0) continue;
+    size_t n = tril ? m : 0;
+    const float *sr = s + m * L, *yr = y + m * L;
+    for (; n + 8 <= L; n += 8) {
+      loss__v8f v = loss__v8f_load(sr + n) + loss__v8f_load(cm + n), yy = loss__v8f_load(yr + n);
+      loss__v8i pos = yy > 0.5f, live = v > ninf;
+      mn = loss__vselect(~pos & (v > mn), v, mn);
+      mp = loss__vselect(pos & live & (-v > mp), -v, mp);
+    }
+    for (; n < L; n++) {
+      float v = sr[n] + cm[n];
+      if (yr[n] > 0.5f) {
+        if (v > ninf && -v > mp[0]) mp[0] = -v;
+      } else if (v > mn[0]) {
+        mn[0] = v;
+      }
+    }
+  }
+  float Mn = 0, Mp = 0;
+  for (int k = 0; k < 8; k++) Mn = fmaxf(Mn, mn[k]), Mp = fmaxf(Mp, mp[k]);
+  double Sn = exp(-(double)Mn), Sp = exp(-(double)Mp);
+  for (size_t m = 0; m < L; m++) {
+    if (rowmask && rowmask[m] == 0) continue;
+    size_t n = tril ? m : 0;
+    const float *sr = s + m * L, *yr = y + m * L;
+    loss__v8f an = loss__v8f_splat(0.0f), ap = an;
+    for (; n + 8 <= L; n += 8) {
+      loss__v8f v = loss__v8f_load(sr + n) + loss__v8f_load(cm + n), yy = loss__v8f_load(yr + n);
+      loss__v8i pos = yy > 0.5f, live = v > ninf;
+      an += loss__vexp_neg(loss__vselect(pos, loss__v8f_splat(ninf), v - Mn));
+      ap += loss__vexp_neg(loss__vselect(pos & live, -v - Mp, loss__v8f_splat(ninf)));
+    }
+    Sn += loss__vsum_d(an), Sp += loss__vsum_d(ap);
+    for (; n < L; n++) {
+      float v = sr[n] + cm[n];
+      if (yr[n] > 0.5f)
+        Sp += v > ninf ? exp((double)(-v - Mp)) : 0;
+      else
+        Sn += exp((double)(v - Mn));
+    }
+  }
+  float zn = (float)(Mn + log(Sn)), zp = (float)(Mp + log(Sp));
+  acc->loss += ((double)Mn + log(Sn) + (double)Mp + log(Sp)) * sc;
+  loss__v8i vtp = {0}, vpred = {0}, vgold = {0};
+  for (size_t m = 0; m < L; m++) {
+    float *gr = g ? g + m * L : NULL;
+    if (rowmask && rowmask[m] == 0) {
+      if (gr) memset(gr, 0, L * sizeof *gr);
+      continue;
+    }
+    size_t n0 = tril ? m : 0, n = n0;
+    if (gr && n0) memset(gr, 0, n0 * sizeof *gr);
+    const float *sr = s + m * L, *yr = y + m * L;
+    for (; n + 8 <= L; n += 8) {
+      loss__v8f v = loss__v8f_load(sr + n) + loss__v8f_load(cm + n), yy = loss__v8f_load(yr + n);
+      loss__v8i pos = yy > 0.5f, live = v > ninf, pred = v > thr;
+      if (gr) {
+        loss__v8f gn = loss__vexp_neg(loss__vselect(pos, loss__v8f_splat(ninf), v - zn));
+        loss__v8f gp = loss__vexp_neg(loss__vselect(pos & live, -v - zp, loss__v8f_splat(ninf)));
+        loss__v8f_store(gr + n, (gn - gp) * sc);
+      }
+      vtp -= pred & pos, vpred -= pred, vgold -= pos & live;
+      int any = 0;
+      for (int k = 0; k < 8; k++) any |= pred[k];
+      if (any)
+        for (int k = 0; k < 8; k++)
+          if (pred[k]) emit(ctx, m, n + (size_t)k, v[k]);
+    }
+    for (; n < L; n++) {
+      float v = sr[n] + cm[n];
+      int pos = yr[n] > 0.5f, live = v > ninf, pred = v > thr;
+      if (gr) gr[n] = pos ? (live ? -expf(-v - zp) * sc : 0.0f) : expf(v - zn) * sc;
+      acc->tp += pred && pos, acc->npred += pred, acc->ngold += pos && live;
+      if (pred) emit(ctx, m, n, v);
+    }
+  }
+  for (int k = 0; k < 8; k++) acc->tp += vtp[k], acc->npred += vpred[k], acc->ngold += vgold[k];
+}
+
+typedef struct {
+  double *ents;
+  size_t n, cap;
+  size_t b, h;
+  int oom;
+} ent_list_t;
+
+static void ent_emit(void *ctx, size_t m, size_t n, float score)
+{
+  ent_list_t *l = ctx;
+  if (l->n == l->cap) {
+    size_t nc = l->cap ? 2 * l->cap : 64;
+    double *ne = realloc(l->ents, nc * 5 * sizeof *ne);
+    if (!ne) {
+      l->oom = 1;
+      return;
+    }
+    l->ents = ne;
+    l->cap = nc;
+  }
+  double *e = l->ents + 5 * l->n++;
+  e[0] = (double)l->b, e[1] = (double)l->h, e[2] = (double)m, e[3] = (double)n, e[4] = score;
+}
+
+/* The float32 scores form with hard labels and MCCE; 1 when it handled the call. */
+static int gp_fast(const loss_tensor_t *scores, const loss_tensor_t *labels,
+                   const loss_tensor_t *spans, const loss_tensor_t *mask, int hard,
+                   const loss_gp_params_t *p, const loss_opts_t *o, loss_result_t *out, int *rc)
+{
+  if (!hard || scores->dtype != LOSS_FLOAT32 || p->variant != LOSS_GP_MCCE ||
+      (labels && labels->dtype != LOSS_FLOAT32) ||
+      (mask && mask->dtype != LOSS_FLOAT32 && mask->dtype != LOSS_FLOAT64))
+    return 0;
+  size_t B = scores->shape[0], H = scores->shape[1], L = scores->shape[2], LL = L * L;
+  float *cm = loss__scratch(out, 2 * L, sizeof *cm), *rm = cm + L, *ybuf = NULL, *g = NULL;
+  ent_list_t ents = {0};
+  gp_acc_t acc = {0};
+  if (!cm) goto nomem;
+  if (spans && !(ybuf = loss__scratch(out, LL, sizeof *ybuf))) goto nomem;
+  if ((o->grad_mask & 1) && !(g = loss__grad_native(out, "scores", scores))) goto nomem;
+  float sc = (float)(1.0 / (double)(B * H));
+  for (size_t b = 0; b < B; b++) {
+    for (size_t t = 0; t < L; t++) {
+      int keep = !mask || loss__get(mask, b * L + t) != 0;
+      cm[t] = keep ? 0.0f : -__builtin_inff();
+      rm[t] = (float)keep;
+    }
+    for (size_t h = 0; h < H; h++) {
+      const float *y;
+      if (spans) {
+        memset(ybuf, 0, LL * sizeof *ybuf);
+        size_t K = spans->rank == 2 ? spans->shape[0] : 0;
+        for (size_t i = 0; i < K; i++)
+          if ((size_t)loss__geti(spans, 4 * i) == b && (size_t)loss__geti(spans, 4 * i + 1) == h)
+            ybuf[(size_t)loss__geti(spans, 4 * i + 2) * L + (size_t)loss__geti(spans, 4 * i + 3)] =
+                1;
+        y = ybuf;
+      } else {
+        y = (const float *)labels->data + (b * H + h) * LL;
+      }
+      ents.b = b, ents.h = h;
+      gp_block_f32((const float *)scores->data + (b * H + h) * LL, y, cm, mask ? rm : NULL,
+                   p->tril_mask, L, sc, (float)p->threshold, g ? g + (b * H + h) * LL : NULL, &acc,
+                   ent_emit, &ents);
+    }
+  }
+  if (ents.oom) goto nomem;
+  out->loss = acc.loss;
+  size_t eshape[2] = {ents.n, 5};
+  double *ed = loss__extra(out, "entities", 2, eshape);
+  if (!ed) goto nomem;
+  out->extras[out->n_extras - 1].kind = LOSS_OUT_ROWS;
+  if (ents.n) memcpy(ed, ents.ents, ents.n * 5 * sizeof *ed);
+  double prec = acc.npred > 0 ? acc.tp / acc.npred : 0,
+         rec = acc.ngold > 0 ? acc.tp / acc.ngold : 0;
+  double f1 = acc.npred + acc.ngold > 0 ? 2 * acc.tp / (acc.npred + acc.ngold) : 0;
+  if ((*rc = loss__extra_scalar(out, "f1", f1)) ||
+      (*rc = loss__extra_scalar(out, "precision", prec)) ||
+      (*rc = loss__extra_scalar(out, "recall", rec)))
+    goto done;
+  *rc = LOSS_OK;
+  goto done;
+nomem:
+  *rc = LOSS_ENOMEM;
+done:
+  free(cm);
+  free(ybuf);
+  free(ents.ents);
+  return 1;
+}
+
 int loss_global_pointer(const loss_tensor_t *scores, const loss_tensor_t *q, const loss_tensor_t *k,
                         const loss_tensor_t *head_bias, const loss_tensor_t *labels,
                         const loss_tensor_t *spans, const loss_tensor_t *mask,
@@ -173,6 +370,8 @@ int loss_global_pointer(const loss_tensor_t *scores, const loss_tensor_t *q, con
     rc = loss__fail(out, LOSS_EPARAM, "params.threshold", "threshold must be finite");
   if (!rc) rc = gp_check(scores, q, k, head_bias, labels, spans, mask, &g, out);
   if (rc) return loss__finish(out, rc);
+  if (scores && gp_fast(scores, labels, spans, mask, !labels || g.hard, p, o, out, &rc))
+    return loss__finish(out, rc);
   size_t B = g.B, H = g.H, L = g.L, D = g.D, LL = L * L;
   size_t qn = g.form == 1 ? B * L * H * D : B * L * D;
   if (g.form) {

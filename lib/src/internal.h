@@ -30,6 +30,8 @@ int loss__check_same_shape(const loss_tensor_t *a, const loss_tensor_t *b, const
 /* All elements finite (float tensors). allow_neg_inf lets -inf through (masks). */
 int loss__check_finite(const loss_tensor_t *t, int allow_neg_inf, const char *field,
                        loss_result_t *out);
+/* Whether all of y[0..n) lie in [0, 1] (no NaN), and whether all are exactly 0 or 1. */
+void loss__unit_scan_f32(const float *y, size_t n, int *in_range, int *binary);
 /* Numel > 0 and no overflow; *n receives it. */
 int loss__numel(const loss_tensor_t *t, const char *field, loss_result_t *out, size_t *n);
 /* Reject any reduction not in the allowed bitmask (1 << loss_reduction_t); map DEFAULT. */

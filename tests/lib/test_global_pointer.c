@@ -150,11 +150,65 @@ static void invalid(void **state)
       LOSS_ESHAPE);
 }
 
+/* The float32 scores path (vector, hard labels) agrees with the float64 general path. */
+static void f32_fast_path_matches(void **state)
+{
+  (void)state;
+  enum { B = 2, H = 3, L = 21 };
+  static float s32[B * H * L * L], y32[B * H * L * L];
+  static double s64[B * H * L * L], y64[B * H * L * L];
+  double mask[B * L];
+  unsigned long long seed = 17;
+  for (int i = 0; i < B * H * L * L; i++) {
+    s64[i] = s32[i] = (float)rnd(&seed, -6, 4);
+    y64[i] = y32[i] = rnd(&seed, 0, 1) < 0.03 ? 1.0f : 0.0f;
+  }
+  s32[5] = -INFINITY, s64[5] = -INFINITY; /* a masked cell, labelled */
+  y32[5] = 1, y64[5] = 1;
+  for (int i = 0; i < B * L; i++) mask[i] = (i % L) < L - 3 - (i / L);
+  size_t ss[4] = {B, H, L, L}, ms[2] = {B, L};
+  loss_tensor_t t32 = tview(s32, LOSS_FLOAT32, 4, ss), t64 = tview(s64, LOSS_FLOAT64, 4, ss);
+  loss_tensor_t l32 = tview(y32, LOSS_FLOAT32, 4, ss), l64 = tview(y64, LOSS_FLOAT64, 4, ss);
+  loss_tensor_t tm = tview(mask, LOSS_FLOAT64, 2, ms);
+  for (int tril = 0; tril < 2; tril++) {
+    loss_gp_params_t p = loss_gp_params_default();
+    p.tril_mask = tril;
+    p.threshold = 0.5;
+    loss_opts_t o = loss_opts_default();
+    loss_result_t a, b;
+    loss_result_init(&a);
+    loss_result_init(&b);
+    assert_int_equal(loss_global_pointer(&t32, NULL, NULL, NULL, &l32, NULL, &tm, &p, &o, &a),
+                     LOSS_OK);
+    assert_int_equal(loss_global_pointer(&t64, NULL, NULL, NULL, &l64, NULL, &tm, &p, &o, &b),
+                     LOSS_OK);
+    assert_int_equal(a.grads[0].dtype, LOSS_FLOAT32);
+    assert_true(close_enough(a.loss, b.loss, 1e-5, 1e-7));
+    const float *ga = a.grads[0].data;
+    const double *gb = b.grads[0].data;
+    for (int i = 0; i < B * H * L * L; i++) assert_true(close_enough(ga[i], gb[i], 1e-4, 1e-8));
+    const char *names[3] = {"f1", "precision", "recall"};
+    for (int k = 0; k < 3; k++)
+      assert_true(close_enough(*(double *)loss_result_extra(&a, names[k])->data,
+                               *(double *)loss_result_extra(&b, names[k])->data, 1e-12, 0));
+    const loss_output_t *ea = loss_result_extra(&a, "entities"),
+                        *eb = loss_result_extra(&b, "entities");
+    assert_int_equal(ea->shape[0], eb->shape[0]);
+    for (size_t i = 0; i < ea->shape[0] * 5; i++)
+      assert_true(close_enough(((double *)ea->data)[i], ((double *)eb->data)[i], 1e-6, 0));
+    loss_result_free(&a);
+    loss_result_free(&b);
+  }
+}
+
 int main(void)
 {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(golden),           cmocka_unit_test(fd_forms),
-      cmocka_unit_test(rope_is_relative), cmocka_unit_test(masked_positive_ignored),
-      cmocka_unit_test(sparse_mcce),      cmocka_unit_test(invalid)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(golden),
+                                     cmocka_unit_test(fd_forms),
+                                     cmocka_unit_test(rope_is_relative),
+                                     cmocka_unit_test(masked_positive_ignored),
+                                     cmocka_unit_test(sparse_mcce),
+                                     cmocka_unit_test(invalid),
+                                     cmocka_unit_test(f32_fast_path_matches)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
