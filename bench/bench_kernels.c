@@ -5,6 +5,7 @@
  * Inputs are raw little-endian files DIR/<name>.bin with their shapes in DIR/<name>.shape. */
 #include "loss.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,8 @@ static double bandwidth(void)
 
 int main(int argc, char **argv)
 {
+  mallopt(M_MMAP_MAX, 0); /* as lossd's main.c: large blocks stay in the heap and are reused */
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   if (argc == 2 && !strcmp(argv[1], "bandwidth")) {
     printf("bandwidth %.2f\n", bandwidth());
     return 0;
