@@ -75,9 +75,11 @@ $(BUILD)/libloss.a: $(LIB_OBJ)
 $(BUILD)/libloss.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libloss.so.0 -Wl,--version-script=lib/libloss.map $(LDFLAGS_ALL) -o $@ $^ -lm
 
+PC_TEXT = 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: loss\nDescription: loss functions with exact gradients (lossd core)\nVersion: 0.1.0\nLibs: -L$${libdir} -lloss\nLibs.private: -lm\nCflags: -I$${includedir}\n'
+
 $(BUILD)/loss.pc: Makefile
 	@mkdir -p $(BUILD)
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: loss\nDescription: loss functions with exact gradients (lossd core)\nVersion: 0.1.0\nLibs: -L$${libdir} -lloss\nLibs.private: -lm\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+	printf $(PC_TEXT) '$(PREFIX)' > $@
 
 # ---- server ---------------------------------------------------------------------------------
 $(BUILD)/server/openapi_blob.h: proto/openapi.yaml server/embed.sh
@@ -155,7 +157,7 @@ install: lib server
 	install -m 755 $(BUILD)/libloss.so $(DESTDIR)$(PREFIX)/lib/libloss.so.0
 	ln -sf libloss.so.0 $(DESTDIR)$(PREFIX)/lib/libloss.so
 	install -m 644 lib/include/loss.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(BUILD)/loss.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	printf $(PC_TEXT) '$(PREFIX)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/loss.pc
 	install -m 755 $(BUILD)/lossd $(DESTDIR)$(PREFIX)/bin/
 
 clean:
