@@ -46,7 +46,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 .SECONDARY:
 
 .PHONY: all lib server test test-lib test-server test-python check format format-check run \
-        bench bench-http install deps deps-bench clean golden test-image test-deploy
+        bench bench-http install deps deps-bench clean golden test-image test-deploy fuzz
 
 all: lib server
 
@@ -144,6 +144,23 @@ test-image:
 
 test-deploy: all
 	cd tests/integration && LOSSD_BIN=../../$(BUILD)/lossd $(PYTHON) -m unittest -v test_deploy
+
+# Fuzz the request path (codec, jansson, every loss) with libFuzzer under ASan+UBSan:
+#   make fuzz FUZZ_SECONDS=300      (clang and libclang-rt-14-dev)
+FUZZ_SECONDS ?= 120
+FUZZ_SRC = tests/fuzz/fuzz_request.c server/catalog.c server/codec.c $(LIB_SRC)
+$(BUILD)/fuzz/fuzz_request: $(FUZZ_SRC) | $(DEPS_STAMP)
+	@command -v clang >/dev/null || apt-get install -y -qq clang >/dev/null
+	@dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || apt-get install -y -qq libclang-rt-14-dev >/dev/null
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -DLOSS_NO_CLONES \
+	  -Ilib/include -Ilib/src -Iserver $(SERVER_CFLAGS) -o $@ $(FUZZ_SRC) $(shell pkg-config --libs jansson) -lm
+
+fuzz: $(BUILD)/fuzz/fuzz_request
+	@mkdir -p $(BUILD)/fuzz/corpus
+	cp -n tests/fuzz/corpus/* $(BUILD)/fuzz/corpus/ 2>/dev/null || true
+	$(BUILD)/fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 \
+	  -rss_limit_mb=2048 $(BUILD)/fuzz/corpus
 
 golden:
 	$(PYTHON) tests/golden/gen.py tests/golden

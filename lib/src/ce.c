@@ -207,7 +207,9 @@ int loss_cross_entropy(const loss_tensor_t *logits, const loss_tensor_t *target,
   loss_reduction_t red;
   double *w = NULL, *zr = NULL, *gr = NULL, *ls = NULL, *ents = NULL, *kls = NULL, *go = NULL;
   void *grad = NULL;
-  int rc = ce_check(logits, target, p, &ce, out);
+  int rc = loss__require(logits, "inputs.logits", out);
+  if (!rc) rc = loss__require(target, "inputs.target", out);
+  if (!rc) rc = ce_check(logits, target, p, &ce, out);
   if (!rc) rc = loss__reduction(o, 7, LOSS_REDUCTION_MEAN, &red, out);
   if (rc) return loss__finish(out, rc);
 

@@ -127,6 +127,12 @@ static void shape_str(const loss_tensor_t *t, char *buf, size_t cap)
   if (len < cap) snprintf(buf + len, cap - len, "]");
 }
 
+int loss__require(const loss_tensor_t *t, const char *field, loss_result_t *out)
+{
+  if (t) return LOSS_OK;
+  return loss__fail(out, LOSS_EMISSING, field, "%s is required", field + 7);
+}
+
 int loss__check_float(const loss_tensor_t *t, const char *field, loss_result_t *out)
 {
   if (t->dtype != LOSS_FLOAT32 && t->dtype != LOSS_FLOAT64)

@@ -24,6 +24,8 @@ int loss_emo(const loss_tensor_t *logits, const loss_tensor_t *target,
   if (!rc && !embeddings && !cost)
     rc = loss__fail(out, LOSS_EMISSING, "inputs.embeddings",
                     "give embeddings [V, d] or cost [V, V]");
+  if (!rc) rc = loss__require(logits, "inputs.logits", out);
+  if (!rc) rc = loss__require(target, "inputs.target", out);
   if (!rc) rc = loss__check_float(logits, "inputs.logits", out);
   if (!rc) rc = loss__numel(logits, "inputs.logits", out, &nz);
   if (!rc) rc = loss__check_rank(logits, 2, "inputs.logits", out);

@@ -11,7 +11,8 @@ int loss_entropy(const loss_tensor_t *logits, const loss_opts_t *o, loss_result_
   loss_reduction_t red;
   size_t n = 0;
   double *ls = NULL, *g = NULL;
-  int rc = loss__check_float(logits, "inputs.logits", out);
+  int rc = loss__require(logits, "inputs.logits", out);
+  if (!rc) rc = loss__check_float(logits, "inputs.logits", out);
   if (!rc) rc = loss__numel(logits, "inputs.logits", out, &n);
   if (!rc && logits->rank != 1 && logits->rank != 2)
     rc = loss__fail(out, LOSS_ESHAPE, "inputs.logits", "logits must be [N, C] or [C]");

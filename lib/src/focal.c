@@ -86,7 +86,9 @@ int loss_sigmoid_focal(const loss_tensor_t *logits, const loss_tensor_t *target,
   loss_reduction_t red;
   size_t n = 0;
   double *ls = NULL, *g = NULL;
-  int rc = loss__check_float(logits, "inputs.logits", out);
+  int rc = loss__require(logits, "inputs.logits", out);
+  if (!rc) rc = loss__require(target, "inputs.target", out);
+  if (!rc) rc = loss__check_float(logits, "inputs.logits", out);
   if (!rc) rc = loss__check_float(target, "inputs.target", out);
   if (!rc) rc = loss__numel(logits, "inputs.logits", out, &n);
   if (!rc) rc = loss__check_same_shape(logits, target, "inputs.target", out);
@@ -151,7 +153,9 @@ int loss_softmax_focal(const loss_tensor_t *logits, const loss_tensor_t *target,
   loss_reduction_t red;
   size_t n = 0, nt = 0;
   double *ls = NULL, *g = NULL, *z = NULL;
-  int rc = loss__check_float(logits, "inputs.logits", out);
+  int rc = loss__require(logits, "inputs.logits", out);
+  if (!rc) rc = loss__require(target, "inputs.target", out);
+  if (!rc) rc = loss__check_float(logits, "inputs.logits", out);
   if (!rc) rc = loss__numel(logits, "inputs.logits", out, &n);
   if (!rc) rc = loss__check_rank(logits, 2, "inputs.logits", out);
   if (!rc) rc = loss__check_int(target, "inputs.target", out);

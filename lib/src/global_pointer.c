@@ -536,7 +536,9 @@ int loss_sparse_mcce(const loss_tensor_t *scores, const loss_tensor_t *positives
   size_t ns = 0, np = 0;
   double *ls = NULL, *g = NULL;
   unsigned char *pos = NULL;
-  int rc = loss__check_float(scores, "inputs.scores", out);
+  int rc = loss__require(scores, "inputs.scores", out);
+  if (!rc) rc = loss__require(positives, "inputs.positives", out);
+  if (!rc) rc = loss__check_float(scores, "inputs.scores", out);
   if (!rc) rc = loss__numel(scores, "inputs.scores", out, &ns);
   if (!rc) rc = loss__check_finite(scores, 0, "inputs.scores", out);
   if (!rc) rc = loss__check_int(positives, "inputs.positives", out);

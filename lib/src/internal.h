@@ -22,6 +22,8 @@ int loss__fail(loss_result_t *out, int status, const char *field, const char *fm
     __attribute__((format(printf, 4, 5)));
 
 /* Checks that return a status after recording it. */
+/* A required input given as NULL: LOSS_EMISSING. */
+int loss__require(const loss_tensor_t *t, const char *field, loss_result_t *out);
 int loss__check_float(const loss_tensor_t *t, const char *field, loss_result_t *out);
 int loss__check_int(const loss_tensor_t *t, const char *field, loss_result_t *out);
 int loss__check_rank(const loss_tensor_t *t, int rank, const char *field, loss_result_t *out);

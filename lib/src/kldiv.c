@@ -48,7 +48,9 @@ int loss_kl_div(const loss_tensor_t *input, const loss_tensor_t *target, int log
   loss_reduction_t red;
   size_t n = 0;
   double *ls = NULL;
-  int rc = loss__check_float(input, "inputs.input", out);
+  int rc = loss__require(input, "inputs.input", out);
+  if (!rc) rc = loss__require(target, "inputs.target", out);
+  if (!rc) rc = loss__check_float(input, "inputs.input", out);
   if (!rc) rc = loss__check_float(target, "inputs.target", out);
   if (!rc) rc = loss__numel(input, "inputs.input", out, &n);
   if (!rc) rc = loss__check_same_shape(input, target, "inputs.target", out);
