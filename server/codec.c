@@ -774,6 +774,13 @@ static void encode_output(sb_t *s, const loss_output_t *o, int b64)
 
 void codec_encode_result(sb_t *s, const loss_req_t *req, const loss_result_t *r)
 {
+  /* Reserve the text of large gradients at once (b64: 4/3 per byte; JSON: ~25 per value). */
+  size_t need = 256;
+  for (int i = 0; i < r->n_grads; i++) {
+    size_t n = out_numel(&r->grads[i]), sz = loss_dtype_size(r->grads[i].dtype);
+    need += req->b64_out ? n * sz / 3 * 4 + 64 : n * 25;
+  }
+  sb_reserve(s, need);
   sb_puts(s, "{\"loss\":");
   if (r->has_losses)
     codec_encode_tensor(s, &r->losses, req->b64_out);

@@ -40,14 +40,7 @@ int loss_bce_with_logits(const loss_tensor_t *logits, const loss_tensor_t *targe
   loss_reduction_t red;
   size_t n = 0;
   double *w = NULL, *pw = NULL, *ls = NULL, *g = NULL;
-  int rc = loss__require(logits, "inputs.logits", out);
-  if (!rc) rc = loss__require(target, "inputs.target", out);
-  if (!rc) rc = loss__check_float(logits, "inputs.logits", out);
-  if (!rc) rc = loss__check_float(target, "inputs.target", out);
-  if (!rc) rc = loss__numel(logits, "inputs.logits", out, &n);
-  if (!rc) rc = loss__check_same_shape(logits, target, "inputs.target", out);
-  if (!rc) rc = loss__check_finite(logits, 0, "inputs.logits", out);
-  if (!rc) rc = loss__check_finite(target, 0, "inputs.target", out);
+  int rc = loss__check_pointwise(logits, "inputs.logits", target, "inputs.target", out, &n);
   if (!rc) rc = loss__reduction(o, 7, LOSS_REDUCTION_MEAN, &red, out);
   if (!rc) rc = loss__check_grad_output(o, logits->rank, logits->shape, out);
   if (rc) return loss__finish(out, rc);

@@ -133,6 +133,20 @@ int loss__require(const loss_tensor_t *t, const char *field, loss_result_t *out)
   return loss__fail(out, LOSS_EMISSING, field, "%s is required", field + 7);
 }
 
+int loss__check_pointwise(const loss_tensor_t *x, const char *fx, const loss_tensor_t *t,
+                          const char *ft, loss_result_t *out, size_t *n)
+{
+  int rc = loss__require(x, fx, out);
+  if (!rc) rc = loss__require(t, ft, out);
+  if (!rc) rc = loss__check_float(x, fx, out);
+  if (!rc) rc = loss__check_float(t, ft, out);
+  if (!rc) rc = loss__numel(x, fx, out, n);
+  if (!rc) rc = loss__check_same_shape(x, t, ft, out);
+  if (!rc) rc = loss__check_finite(x, 0, fx, out);
+  if (!rc) rc = loss__check_finite(t, 0, ft, out);
+  return rc;
+}
+
 int loss__check_float(const loss_tensor_t *t, const char *field, loss_result_t *out)
 {
   if (t->dtype != LOSS_FLOAT32 && t->dtype != LOSS_FLOAT64)

@@ -86,14 +86,7 @@ int loss_sigmoid_focal(const loss_tensor_t *logits, const loss_tensor_t *target,
   loss_reduction_t red;
   size_t n = 0;
   double *ls = NULL, *g = NULL;
-  int rc = loss__require(logits, "inputs.logits", out);
-  if (!rc) rc = loss__require(target, "inputs.target", out);
-  if (!rc) rc = loss__check_float(logits, "inputs.logits", out);
-  if (!rc) rc = loss__check_float(target, "inputs.target", out);
-  if (!rc) rc = loss__numel(logits, "inputs.logits", out, &n);
-  if (!rc) rc = loss__check_same_shape(logits, target, "inputs.target", out);
-  if (!rc) rc = loss__check_finite(logits, 0, "inputs.logits", out);
-  if (!rc) rc = loss__check_finite(target, 0, "inputs.target", out);
+  int rc = loss__check_pointwise(logits, "inputs.logits", target, "inputs.target", out, &n);
   if (!rc && !(gamma >= 0 && isfinite(gamma)))
     rc = loss__fail(out, LOSS_EPARAM, "params.gamma", "gamma must be finite and >= 0");
   if (!rc && !isfinite(alpha))

@@ -22,6 +22,10 @@ int loss__fail(loss_result_t *out, int status, const char *field, const char *fm
     __attribute__((format(printf, 4, 5)));
 
 /* Checks that return a status after recording it. */
+/* The pointwise pair of bce, kl_div and sigmoid_focal: x and t given, float, the same
+ * non-empty shape, finite; *n receives the element count. */
+int loss__check_pointwise(const loss_tensor_t *x, const char *fx, const loss_tensor_t *t,
+                          const char *ft, loss_result_t *out, size_t *n);
 /* A required input given as NULL: LOSS_EMISSING. */
 int loss__require(const loss_tensor_t *t, const char *field, loss_result_t *out);
 int loss__check_float(const loss_tensor_t *t, const char *field, loss_result_t *out);

@@ -48,14 +48,7 @@ int loss_kl_div(const loss_tensor_t *input, const loss_tensor_t *target, int log
   loss_reduction_t red;
   size_t n = 0;
   double *ls = NULL;
-  int rc = loss__require(input, "inputs.input", out);
-  if (!rc) rc = loss__require(target, "inputs.target", out);
-  if (!rc) rc = loss__check_float(input, "inputs.input", out);
-  if (!rc) rc = loss__check_float(target, "inputs.target", out);
-  if (!rc) rc = loss__numel(input, "inputs.input", out, &n);
-  if (!rc) rc = loss__check_same_shape(input, target, "inputs.target", out);
-  if (!rc) rc = loss__check_finite(input, 0, "inputs.input", out);
-  if (!rc) rc = loss__check_finite(target, 0, "inputs.target", out);
+  int rc = loss__check_pointwise(input, "inputs.input", target, "inputs.target", out, &n);
   if (!rc) rc = loss__reduction(o, 15, LOSS_REDUCTION_MEAN, &red, out);
   if (!rc) rc = loss__check_grad_output(o, input->rank, input->shape, out);
   if (rc) return loss__finish(out, rc);
