@@ -101,6 +101,10 @@ $(BUILD)/tests/%.o: tests/%.c | $(DEPS_STAMP)
 $(BUILD)/tests/lib/%: $(BUILD)/tests/lib/%.o $(TESTCOMMON_OBJ) $(SRV_OBJ) $(BUILD)/libloss.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(TEST_LIBS) $(SERVER_LIBS)
 
+# Allocation-failure test: the library's allocations go through wrappers that fail on demand.
+$(BUILD)/tests/lib/test_oom: $(BUILD)/tests/lib/test_oom.o $(TESTCOMMON_OBJ) $(SRV_OBJ) $(BUILD)/libloss.a
+	$(CC) $(LDFLAGS_ALL) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ $(TEST_LIBS) $(SERVER_LIBS)
+
 $(BUILD)/tests/server/%: $(BUILD)/tests/server/%.o $(TESTCOMMON_OBJ) $(SRV_OBJ) $(BUILD)/libloss.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(TEST_LIBS) $(SERVER_LIBS)
 
