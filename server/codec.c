@@ -2,6 +2,8 @@
  * and the response text. Every check on the request's structure happens here, once. */
 #include "codec.h"
 
+#include "dtoa.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -132,10 +134,7 @@ void sb_double(sb_t *s, double v)
     return;
   }
   if (sb_reserve(s, 32)) return;
-  int n = snprintf(s->p + s->len, 32, "%.17g", v);
-  /* A plain integer would read back as a JSON integer; keep reals real. */
-  if (!strpbrk(s->p + s->len, ".eEn")) n += snprintf(s->p + s->len + n, 32 - (size_t)n, ".0");
-  s->len += (size_t)n;
+  s->len += (size_t)lossd_dtoa(v, s->p + s->len); /* shortest text that reads back as v */
 }
 
 static void sb_float(sb_t *s, float v)

@@ -35,7 +35,8 @@ void sb_free(sb_t *s);
 void sb_putn(sb_t *s, const char *p, size_t n);
 void sb_puts(sb_t *s, const char *p);
 void sb_printf(sb_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A double as JSON: 17 significant digits, null when not finite. */
+/* A double as JSON: the shortest text that reads back exactly (server/dtoa.c), always with a
+ * fraction or an exponent; null when not finite. */
 void sb_double(sb_t *s, double v);
 /* A JSON string literal with escapes. */
 void sb_jstr(sb_t *s, const char *str);

@@ -1,0 +1,10 @@
+/* dtoa.h - shortest round-trip text of a finite double, for JSON output. */
+#ifndef LOSSD_DTOA_H
+#define LOSSD_DTOA_H
+
+/* Write v (finite) to out (at least 32 bytes) as JSON number text that reads back to exactly v,
+ * with a fraction or exponent so that it reads as a real ("2.0", "1e-07", "-0.0"). Returns
+ * the length. */
+int lossd_dtoa(double v, char *out);
+
+#endif
