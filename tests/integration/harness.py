@@ -103,29 +103,36 @@ class Server:
             self.stop()
 
 
-def raw_http(port, data, timeout=10.0, read=True):
-    """Send raw bytes on a fresh connection; return the response bytes (until close/timeout)."""
+def _exchange(port, data, timeout):
+    """Send bytes on a fresh connection, tolerating a server that answers early and closes
+    while the body is still being sent; read one response (by Content-Length, or to close)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.sendall(data)
+    try:
+        s.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
     out = b""
-    if read:
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+            head, sep, rest = out.partition(b"\r\n\r\n")
+            if sep:
+                lengths = [int(l.split(b":")[1]) for l in head.split(b"\r\n")
+                           if l.lower().startswith(b"content-length:")]
+                if lengths and len(rest) >= lengths[0]:
                     break
-                out += chunk
-                if b"\r\n\r\n" in out:
-                    head, _, rest = out.partition(b"\r\n\r\n")
-                    for line in head.split(b"\r\n"):
-                        if line.lower().startswith(b"content-length:"):
-                            if len(rest) >= int(line.split(b":")[1]):
-                                s.close()
-                                return out
-        except socket.timeout:
-            pass
+    except (socket.timeout, ConnectionResetError):
+        pass
     s.close()
     return out
+
+
+def raw_http(port, data, timeout=10.0):
+    """Send raw bytes on a fresh connection; return the response bytes."""
+    return _exchange(port, data, timeout)
 
 
 def raw_request(port, method, path, body=b"", headers=None, timeout=30.0):
@@ -140,21 +147,7 @@ def raw_request(port, method, path, body=b"", headers=None, timeout=30.0):
     head = "%s %s HTTP/1.1\r\n" % (method, path)
     head += "".join("%s: %s\r\n" % kv for kv in h.items())
     head += "Content-Length: %d\r\n\r\n" % len(body)
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        s.sendall(head.encode() + body)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    out = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-    except ConnectionResetError:
-        pass
-    s.close()
+    out = _exchange(port, head.encode() + body, timeout)
     head, _, payload = out.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ")[1])
