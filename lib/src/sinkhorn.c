@@ -297,11 +297,14 @@ int loss_sinkhorn(const loss_tensor_t *a, const loss_tensor_t *b, const loss_ten
   double err;
   int converged;
   int64_t it = iterate(K, n, m, la, lb, p, Kt, work, u, v, &err, &converged);
-  /* Plan, objective, potentials. */
-  double lin = 0, ent = 0;
+  /* The plan T = diag(as) Kt diag(bs) = exp(-C/reg + u_i + v_j), formed in place in Kt without
+   * exponentials; then the objective. */
+  const double *as = work + n + m, *bs = as + n;
+  double *T = Kt, lin = 0, ent = 0;
   for (size_t i = 0; i < n; i++)
     for (size_t j = 0; j < m; j++) {
-      double lt = K[i * m + j] + u[i] + v[j], t = exp(lt);
+      double t = T[i * m + j] * as[i] * bs[j], lt = K[i * m + j] + u[i] + v[j];
+      T[i * m + j] = t;
       lin += t * C[i * m + j];
       if (t > 0) ent += t * (p->reg_type == LOSS_REG_KL ? lt - la[i] - lb[j] : lt);
     }
@@ -323,10 +326,9 @@ int loss_sinkhorn(const loss_tensor_t *a, const loss_tensor_t *b, const loss_ten
     goto cleanup;
   if (p->return_plan) {
     size_t shp[2] = {n, m};
-    double *T = loss__extra(out, "plan", 2, shp);
-    if (!T) goto nomem;
-    for (size_t i = 0; i < n; i++)
-      for (size_t j = 0; j < m; j++) T[i * m + j] = exp(K[i * m + j] + u[i] + v[j]);
+    double *P = loss__extra(out, "plan", 2, shp);
+    if (!P) goto nomem;
+    memcpy(P, T, nm * sizeof *P);
   }
   if (o->grad_mask & 1) {
     double *ga = loss__grad(out, "a", a);
@@ -341,19 +343,16 @@ int loss_sinkhorn(const loss_tensor_t *a, const loss_tensor_t *b, const loss_ten
   if (cost && (o->grad_mask & 4)) {
     double *gc = loss__grad(out, "cost", cost);
     if (!gc) goto nomem;
-    for (size_t i = 0; i < n; i++)
-      for (size_t j = 0; j < m; j++) gc[i * m + j] = exp(K[i * m + j] + u[i] + v[j]);
+    memcpy(gc, T, nm * sizeof *gc);
   }
   if (!cost && (o->grad_mask & 24)) {
     double *gx = (o->grad_mask & 8) ? loss__grad(out, "x", x) : NULL;
     double *gy = (o->grad_mask & 16) ? loss__grad(out, "y", y) : NULL;
     if (((o->grad_mask & 8) && !gx) || ((o->grad_mask & 16) && !gy)) goto nomem;
     for (size_t i = 0; i < n; i++)
-      for (size_t j = 0; j < m; j++) {
-        double t = exp(K[i * m + j] + u[i] + v[j]);
-        metric_cost(p->metric, ex + i * d, ey + j * d, d, t, gx ? gx + i * d : NULL,
+      for (size_t j = 0; j < m; j++)
+        metric_cost(p->metric, ex + i * d, ey + j * d, d, T[i * m + j], gx ? gx + i * d : NULL,
                     gy ? gy + j * d : NULL);
-      }
   }
   goto cleanup;
 nomem:
