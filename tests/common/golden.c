@@ -1,6 +1,8 @@
 /* golden.c - golden-vector runner and numeric test helpers shared by the cmocka programs. */
 #include "golden.h"
 
+#include "internal.h"
+
 #include "catalog.h"
 #include "codec.h"
 
@@ -55,17 +57,8 @@ double fd_check(fd_fn f, void *ctx, double *x, size_t n, const double *analytic,
 
 static double out_get(const loss_output_t *o, size_t i)
 {
-  switch (o->dtype) {
-  case LOSS_FLOAT32:
-    return ((const float *)o->data)[i];
-  case LOSS_FLOAT64:
-    return ((const double *)o->data)[i];
-  case LOSS_INT32:
-    return ((const int32_t *)o->data)[i];
-  case LOSS_INT64:
-    return (double)((const int64_t *)o->data)[i];
-  }
-  return NAN;
+  loss_tensor_t t = {o->data, o->dtype, 0, {0}}; /* a view, read through the library's accessor */
+  return loss__get(&t, i);
 }
 
 static double jnum(json_t *v)
