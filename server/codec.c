@@ -173,73 +173,12 @@ char *sb_take(sb_t *s, size_t *len)
   return p;
 }
 
-/* ---- base64 -------------------------------------------------------------------------------- */
-
-static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-long b64_decoded_size(const char *in, size_t n)
-{
-  if (n % 4) return -1;
-  size_t pad = n && in[n - 1] == '=' ? (n > 1 && in[n - 2] == '=' ? 2 : 1) : 0;
-  return (long)(n / 4 * 3 - pad);
-}
-
-static signed char b64rev[256];
-
-static void b64_init(void)
-{
-  static int init;
-  if (init) return; /* benign race: every thread writes the same bytes */
-  memset(b64rev, -1, sizeof b64rev);
-  for (int i = 0; i < 64; i++) b64rev[(unsigned char)b64chars[i]] = (signed char)i;
-  init = 1;
-}
-
-long b64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
-{
-  b64_init();
-  long size = b64_decoded_size(in, n);
-  if (size < 0 || (size_t)size > cap) return -1;
-  const unsigned char *u = (const unsigned char *)in;
-  size_t full = n >= 4 && in[n - 1] == '=' ? n - 4 : n, o = 0, i = 0;
-  int bad = 0;
-  for (; i < full; i += 4) { /* whole quads: one table lookup per character */
-    int a = b64rev[u[i]], b = b64rev[u[i + 1]], c = b64rev[u[i + 2]], d = b64rev[u[i + 3]];
-    bad |= a | b | c | d; /* any -1 sets the sign bit */
-    unsigned w = (unsigned)a << 18 | (unsigned)b << 12 | (unsigned)c << 6 | (unsigned)d;
-    out[o] = (unsigned char)(w >> 16), out[o + 1] = (unsigned char)(w >> 8);
-    out[o + 2] = (unsigned char)w;
-    o += 3;
-  }
-  if (bad < 0) return -1;
-  if (i < n) { /* the padded last quad */
-    int a = b64rev[u[i]], b = b64rev[u[i + 1]];
-    int c = in[i + 2] == '=' ? 0 : b64rev[u[i + 2]];
-    if (a < 0 || b < 0 || c < 0 || (in[i + 2] == '=' && in[i + 3] != '=')) return -1;
-    unsigned w = (unsigned)a << 18 | (unsigned)b << 12 | (unsigned)c << 6;
-    out[o++] = (unsigned char)(w >> 16);
-    if (in[i + 2] != '=') out[o++] = (unsigned char)(w >> 8);
-  }
-  return (long)o;
-}
-
 void b64_encode(sb_t *s, const unsigned char *p, size_t n)
 {
-  if (sb_reserve(s, (n + 2) / 3 * 4)) return;
-  char *o = s->p + s->len;
-  size_t i = 0;
-  for (; i + 2 < n; i += 3) {
-    unsigned w = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-    *o++ = b64chars[w >> 18], *o++ = b64chars[(w >> 12) & 63];
-    *o++ = b64chars[(w >> 6) & 63], *o++ = b64chars[w & 63];
-  }
-  if (i < n) {
-    unsigned w = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
-    *o++ = b64chars[w >> 18], *o++ = b64chars[(w >> 12) & 63];
-    *o++ = i + 1 < n ? b64chars[(w >> 6) & 63] : '=';
-    *o++ = '=';
-  }
-  s->len = (size_t)(o - s->p);
+  size_t len = (n + 2) / 3 * 4;
+  if (sb_reserve(s, len)) return;
+  b64_encode_raw(p, n, s->p + s->len);
+  s->len += len;
   s->p[s->len] = 0;
 }
 

@@ -3,6 +3,7 @@
 #ifndef LOSSD_CODEC_H
 #define LOSSD_CODEC_H
 
+#include "b64.h"
 #include "catalog.h"
 
 #include <jansson.h>
@@ -94,10 +95,7 @@ void codec_encode_error(sb_t *s, const api_error_t *e);
 /* Append a tensor {"shape": [...], "data": [...]} or its b64 form. */
 void codec_encode_tensor(sb_t *s, const loss_output_t *o, int b64);
 
-/* Base64 (RFC 4648, padded). decoded_size validates the text and returns its byte count, or
- * -1; decode returns the byte count or -1. */
-long b64_decoded_size(const char *in, size_t n);
-long b64_decode(const char *in, size_t n, unsigned char *out, size_t cap);
+/* Append the base64 text of n bytes (b64.h has the rest of the codec). */
 void b64_encode(sb_t *s, const unsigned char *p, size_t n);
 
 #endif /* LOSSD_CODEC_H */

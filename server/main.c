@@ -30,8 +30,11 @@ int main(int argc, char **argv)
   json_object_seed(0);
   /* Keep large blocks (request bodies, tensors, gradients) in the heap for reuse: glibc would
    * otherwise mmap and munmap each one, and the kernel zeroes every fresh page (a sixth of a
-   * 64 MB cross-entropy gradient's cost). Up to 1 GiB freed stays with the process for reuse. */
+   * 64 MB cross-entropy gradient's cost). Up to 1 GiB freed stays with the process for reuse.
+   * One arena: a worker's own arena is a 64 MiB mmap'd heap, and glibc mmaps (then munmaps)
+   * anything larger there whatever M_MMAP_MAX says; small blocks come from per-thread caches. */
   mallopt(M_MMAP_MAX, 0);
+  mallopt(M_ARENA_MAX, 1);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   signal(SIGPIPE, SIG_IGN);
   metrics_init();

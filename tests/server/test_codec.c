@@ -89,27 +89,6 @@ static void errors(void **state)
   }
 }
 
-static void base64_roundtrip(void **state)
-{
-  (void)state;
-  unsigned char in[256], out[256];
-  for (int i = 0; i < 256; i++) in[i] = (unsigned char)(i * 37 + 11);
-  for (size_t n = 0; n <= 10; n++) {
-    sb_t s;
-    sb_init(&s);
-    b64_encode(&s, in, n);
-    assert_int_equal(b64_decoded_size(s.p ? s.p : "", s.len), (long)n);
-    assert_int_equal(b64_decode(s.p ? s.p : "", s.len, out, sizeof out), (long)n);
-    assert_memory_equal(in, out, n);
-    sb_free(&s);
-  }
-  assert_int_equal(b64_decoded_size("AAA", 3), -1);
-  const char *bad[] = {"AB=C", "A===", "AB*D", "AAAA=AAA", "AAAAAA==AAAA"};
-  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-    assert_int_equal(b64_decode(bad[i], strlen(bad[i]), out, sizeof out), -1);
-  assert_int_equal(b64_decode("AAAAAQ==", 8, out, sizeof out), 4);
-}
-
 static void number_text(void **state)
 {
   (void)state;
@@ -181,7 +160,6 @@ static void lifted_b64(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {cmocka_unit_test(forms), cmocka_unit_test(errors),
-                                     cmocka_unit_test(base64_roundtrip),
                                      cmocka_unit_test(number_text), cmocka_unit_test(lifted_b64)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,20 @@
+/* b64.h - base64 (RFC 4648, padded), vectorised where the CPU allows. */
+#ifndef LOSSD_B64_H
+#define LOSSD_B64_H
+
+#include <stddef.h>
+
+/* The byte count the text decodes to, or -1 when its length cannot be base64. */
+long b64_decoded_size(const char *in, size_t n);
+/* Decode n characters into out (cap bytes); the byte count, or -1 on a bad character, bad
+ * padding or too small a buffer. */
+long b64_decode(const char *in, size_t n, unsigned char *out, size_t cap);
+/* Write the (n + 2) / 3 * 4 characters of n bytes to out (no terminator). */
+void b64_encode_raw(const unsigned char *p, size_t n, char *out);
+
+/* The same, with the vector loops switched off when simd is 0: for tests that hold the two
+ * paths to the same answers. */
+long b64_decode_with(const char *in, size_t n, unsigned char *out, size_t cap, int simd);
+void b64_encode_with(const unsigned char *p, size_t n, char *out, int simd);
+
+#endif /* LOSSD_B64_H */
