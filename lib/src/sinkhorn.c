@@ -124,17 +124,23 @@ static int check_inputs(const loss_tensor_t *a, const loss_tensor_t *b, const lo
   return LOSS_OK;
 }
 
+/* The log kernel K_ij = -C_ij / reg, as POT forms it; computed where it is read rather than
+ * stored, which saves a pass over n m doubles and their memory. */
+static inline double logk(const double *C, size_t ij, double reg)
+{
+  return -C[ij] / reg;
+}
+
 /* One half-iteration: out_i = logw_i - lse_j(K_ij + in_j) over rows (trans 0) or columns. */
-static void half_step(const double *K, size_t n, size_t m, const double *in, const double *logw,
-                      double *res, double *tmp, int trans)
+static void half_step(const double *C, double reg, size_t n, size_t m, const double *in,
+                      const double *logw, double *res, double *tmp, int trans)
 {
   if (!trans) {
     for (size_t i = 0; i < n; i++) {
-      const double *row = K + i * m;
       double mx = -INFINITY;
-      for (size_t j = 0; j < m; j++) mx = fmax(mx, row[j] + in[j]);
+      for (size_t j = 0; j < m; j++) mx = fmax(mx, logk(C, i * m + j, reg) + in[j]);
       double s = 0;
-      for (size_t j = 0; j < m; j++) s += exp(row[j] + in[j] - mx);
+      for (size_t j = 0; j < m; j++) s += exp(logk(C, i * m + j, reg) + in[j] - mx);
       res[i] = logw[i] - (mx + log(s));
     }
     return;
@@ -142,55 +148,84 @@ static void half_step(const double *K, size_t n, size_t m, const double *in, con
   /* Column pass, row-major friendly: running max then running sum per column. */
   for (size_t j = 0; j < m; j++) tmp[j] = -INFINITY;
   for (size_t i = 0; i < n; i++)
-    for (size_t j = 0; j < m; j++) tmp[j] = fmax(tmp[j], K[i * m + j] + in[i]);
+    for (size_t j = 0; j < m; j++) tmp[j] = fmax(tmp[j], logk(C, i * m + j, reg) + in[i]);
   for (size_t j = 0; j < m; j++) res[j] = 0;
   for (size_t i = 0; i < n; i++)
-    for (size_t j = 0; j < m; j++) res[j] += exp(K[i * m + j] + in[i] - tmp[j]);
+    for (size_t j = 0; j < m; j++) res[j] += exp(logk(C, i * m + j, reg) + in[i] - tmp[j]);
   for (size_t j = 0; j < m; j++) res[j] = logw[j] - (tmp[j] + log(res[j]));
+}
+
+/* colsum += row * ai, four lanes at a time. */
+static inline __attribute__((always_inline)) void axpy_row(const double *row, double ai, size_t m,
+                                                           double *colsum)
+{
+  loss__v4d va = {ai, ai, ai, ai};
+  size_t j = 0;
+  for (; j + 4 <= m; j += 4) {
+    loss__v4d k0, c0;
+    memcpy(&k0, row + j, sizeof k0), memcpy(&c0, colsum + j, sizeof c0);
+    c0 += k0 * va;
+    memcpy(colsum + j, &c0, sizeof c0);
+  }
+  for (; j < m; j++) colsum[j] += row[j] * ai;
 }
 
 /* One pass over the scaled kernel Kt [n, m]: as_i = aw_i / (Kt bs)_i, and the column sums of
  * Kt diag(as) for the next v-update accumulated on the way (one read of Kt per iteration).
+ * The pass is bound by memory bandwidth, so two things keep the memory busy: the column update
+ * of the previous row (in L1) is interleaved with the dot product of the row streaming in, and
+ * the pass runs backward on odd iterations so that it starts on the rows the last one left in
+ * cache. The sums are the same row by row, in either order, up to the order of additions.
  * Returns -1 when a row sum is 0 or not finite (the caller falls back to the log domain). */
 LOSS__HOT static int row_pass(const double *Kt, size_t n, size_t m, const double *bs,
-                              const double *aw, double *as, double *colsum)
+                              const double *aw, double *as, double *colsum, int backward)
 {
   for (size_t j = 0; j < m; j++) colsum[j] = 0;
-  for (size_t i = 0; i < n; i++) {
+  const double *prev = NULL;
+  double aprev = 0;
+  for (size_t r = 0; r < n; r++) {
+    size_t i = backward ? n - 1 - r : r;
     const double *row = Kt + i * m;
-    loss__v4d d0 = {0, 0, 0, 0}, d1 = d0;
+    loss__v4d d0 = {0, 0, 0, 0}, d1 = d0, va = {aprev, aprev, aprev, aprev};
     size_t j = 0;
-    for (; j + 8 <= m; j += 8) {
-      loss__v4d k0, k1, b0, b1;
-      memcpy(&k0, row + j, sizeof k0), memcpy(&k1, row + j + 4, sizeof k1);
-      memcpy(&b0, bs + j, sizeof b0), memcpy(&b1, bs + j + 4, sizeof b1);
-      d0 += k0 * b0, d1 += k1 * b1;
+    if (prev) {
+      for (; j + 8 <= m; j += 8) {
+        loss__v4d k0, k1, b0, b1, p0, p1, c0, c1;
+        memcpy(&k0, row + j, sizeof k0), memcpy(&k1, row + j + 4, sizeof k1);
+        memcpy(&b0, bs + j, sizeof b0), memcpy(&b1, bs + j + 4, sizeof b1);
+        d0 += k0 * b0, d1 += k1 * b1;
+        memcpy(&p0, prev + j, sizeof p0), memcpy(&p1, prev + j + 4, sizeof p1);
+        memcpy(&c0, colsum + j, sizeof c0), memcpy(&c1, colsum + j + 4, sizeof c1);
+        c0 += p0 * va, c1 += p1 * va;
+        memcpy(colsum + j, &c0, sizeof c0), memcpy(colsum + j + 4, &c1, sizeof c1);
+      }
+      for (size_t t = j; t < m; t++) colsum[t] += prev[t] * aprev;
+    } else {
+      for (; j + 8 <= m; j += 8) {
+        loss__v4d k0, k1, b0, b1;
+        memcpy(&k0, row + j, sizeof k0), memcpy(&k1, row + j + 4, sizeof k1);
+        memcpy(&b0, bs + j, sizeof b0), memcpy(&b1, bs + j + 4, sizeof b1);
+        d0 += k0 * b0, d1 += k1 * b1;
+      }
     }
     double dot = (d0[0] + d0[1]) + (d0[2] + d0[3]) + (d1[0] + d1[1]) + (d1[2] + d1[3]);
     for (; j < m; j++) dot += row[j] * bs[j];
     if (!(dot > 0) || !isfinite(dot)) return -1;
-    double ai = aw[i] / dot;
-    as[i] = ai;
-    loss__v4d va = {ai, ai, ai, ai};
-    for (j = 0; j + 4 <= m; j += 4) {
-      loss__v4d k0, c0;
-      memcpy(&k0, row + j, sizeof k0), memcpy(&c0, colsum + j, sizeof c0);
-      c0 += k0 * va;
-      memcpy(colsum + j, &c0, sizeof c0);
-    }
-    for (; j < m; j++) colsum[j] += row[j] * ai;
+    as[i] = aprev = aw[i] / dot;
+    prev = row;
   }
+  if (prev) axpy_row(prev, aprev, m, colsum);
   return 0;
 }
 
 /* Kt = exp(K + al_i + be_j) and its column sums weighted by as. */
-static void rebuild(const double *K, size_t n, size_t m, const double *al, const double *be,
-                    const double *as, double *Kt, double *colsum)
+static void rebuild(const double *C, double reg, size_t n, size_t m, const double *al,
+                    const double *be, const double *as, double *Kt, double *colsum)
 {
   for (size_t j = 0; j < m; j++) colsum[j] = 0;
   for (size_t i = 0; i < n; i++)
     for (size_t j = 0; j < m; j++) {
-      double k = exp(K[i * m + j] + al[i] + be[j]);
+      double k = exp(logk(C, i * m + j, reg) + al[i] + be[j]);
       Kt[i * m + j] = k;
       colsum[j] += k * as[i];
     }
@@ -202,15 +237,15 @@ static void rebuild(const double *K, size_t n, size_t m, const double *al, const
  * drift past e^+-30 they are absorbed into (al, be) and Kt is rebuilt; a half-step whose sums
  * underflow (small reg, early iterations) is done exactly in the log domain and absorbed. The
  * iterates are the log domain's, up to rounding. Writes u, v; returns the iterations done. */
-static int64_t iterate(const double *K, size_t n, size_t m, const double *la, const double *lb,
-                       const loss_sinkhorn_params_t *p, double *Kt, double *w, double *u, double *v,
-                       double *err, int *converged)
+static int64_t iterate(const double *C, double reg, size_t n, size_t m, const double *la,
+                       const double *lb, const loss_sinkhorn_params_t *p, double *Kt, double *w,
+                       double *u, double *v, double *err, int *converged)
 {
   double *al = w, *be = al + n, *as = be + m, *bs = as + n, *aw = bs + m, *bw = aw + n;
   double *colsum = bw + m, *tmp = colsum + m;
   for (size_t i = 0; i < n; i++) al[i] = 0, as[i] = 1, aw[i] = exp(la[i]);
   for (size_t j = 0; j < m; j++) be[j] = 0, bs[j] = 1, bw[j] = exp(lb[j]);
-  rebuild(K, n, m, al, be, as, Kt, colsum);
+  rebuild(C, reg, n, m, al, be, as, Kt, colsum);
   int64_t it;
   *err = INFINITY;
   *converged = 0;
@@ -219,19 +254,19 @@ static int64_t iterate(const double *K, size_t n, size_t m, const double *la, co
     for (size_t j = 0; j < m && !exact; j++) exact = !(colsum[j] > 0) || !isfinite(colsum[j]);
     if (exact) { /* v exactly, absorbed */
       for (size_t i = 0; i < n; i++) u[i] = al[i] + log(as[i]);
-      half_step(K, n, m, u, lb, v, tmp, 1);
+      half_step(C, reg, n, m, u, lb, v, tmp, 1);
       for (size_t i = 0; i < n; i++) al[i] = u[i], as[i] = 1;
       for (size_t j = 0; j < m; j++) be[j] = v[j], bs[j] = 1;
-      rebuild(K, n, m, al, be, as, Kt, colsum);
+      rebuild(C, reg, n, m, al, be, as, Kt, colsum);
     } else {
       for (size_t j = 0; j < m; j++) bs[j] = bw[j] / colsum[j];
     }
-    if (row_pass(Kt, n, m, bs, aw, as, colsum)) { /* u exactly, absorbed */
+    if (row_pass(Kt, n, m, bs, aw, as, colsum, (int)(it & 1))) { /* u exactly, absorbed */
       for (size_t j = 0; j < m; j++) v[j] = be[j] + log(bs[j]);
-      half_step(K, n, m, v, la, u, tmp, 0);
+      half_step(C, reg, n, m, v, la, u, tmp, 0);
       for (size_t i = 0; i < n; i++) al[i] = u[i], as[i] = 1;
       for (size_t j = 0; j < m; j++) be[j] = v[j], bs[j] = 1;
-      rebuild(K, n, m, al, be, as, Kt, colsum);
+      rebuild(C, reg, n, m, al, be, as, Kt, colsum);
     }
     int drift = 0;
     for (size_t i = 0; i < n && !drift; i++) drift = !(as[i] < 1e13 && as[i] > 1e-13);
@@ -250,7 +285,7 @@ static int64_t iterate(const double *K, size_t n, size_t m, const double *la, co
     if (drift) {
       for (size_t i = 0; i < n; i++) al[i] += log(as[i]), as[i] = 1;
       for (size_t j = 0; j < m; j++) be[j] += log(bs[j]), bs[j] = 1;
-      rebuild(K, n, m, al, be, as, Kt, colsum);
+      rebuild(C, reg, n, m, al, be, as, Kt, colsum);
     }
   }
   for (size_t i = 0; i < n; i++) u[i] = al[i] + log(as[i]);
@@ -269,41 +304,50 @@ int loss_sinkhorn(const loss_tensor_t *a, const loss_tensor_t *b, const loss_ten
   if (!rc) rc = check_inputs(a, b, cost, x, y, p, out);
   if (rc) return loss__finish(out, rc);
   size_t n = a->shape[0], m = b->shape[0], d = cost ? 0 : x->shape[1], nm = n * m;
-  size_t need = 2 * nm + 4 * (n + m) + (cost ? 0 : (n + m) * d);
-  double *work = NULL, *Kt = NULL;
+  /* A float64 cost matrix is read in place; any other is converted or computed once. */
+  int own_c = !cost || cost->dtype != LOSS_FLOAT64;
+  size_t need = (own_c ? nm : 0) + 4 * (n + m) + (cost ? 0 : (n + m) * d);
+  double *work = NULL, *Kt = NULL, *gc = NULL;
   if (!(buf = loss__scratch(out, need, sizeof *buf))) goto nomem;
   if (!(work = loss__scratch(out, 8 * (n + m) + (n > m ? n : m), sizeof *work))) goto nomem;
-  if (!(Kt = loss__scratch(out, nm, sizeof *Kt))) goto nomem;
-  double *C = buf, *K = buf + nm, *la = K + nm, *lb = la + n, *u = lb + m, *v = u + n;
+  double *la = buf, *lb = la + n, *u = lb + m, *v = u + n;
   double *tmp = v + m, *col = tmp + (n > m ? n : m), *ex = col + m, *ey = ex + n * d;
+  double *own = ey + m * d;
+  const double *C = own_c ? own : cost->data;
   double reg = p->reg;
   for (size_t i = 0; i < n; i++) la[i] = log(loss__get(a, i));
   for (size_t j = 0; j < m; j++) lb[j] = log(loss__get(b, j));
   if (cost) {
-    loss__to_f64(cost, C, nm);
+    if (own_c) loss__to_f64(cost, own, nm);
   } else {
     loss__to_f64(x, ex, n * d);
     loss__to_f64(y, ey, m * d);
     for (size_t i = 0; i < n; i++)
       for (size_t j = 0; j < m; j++)
-        C[i * m + j] = metric_cost(p->metric, ex + i * d, ey + j * d, d, 0, NULL, NULL);
+        own[i * m + j] = metric_cost(p->metric, ex + i * d, ey + j * d, d, 0, NULL, NULL);
     for (size_t i = 0; i < nm; i++)
-      if (!isfinite(C[i])) {
+      if (!isfinite(own[i])) {
         rc = loss__fail(out, LOSS_EPARAM, "inputs.x", "the cosine metric needs nonzero rows");
         goto cleanup;
       }
   }
-  for (size_t i = 0; i < nm; i++) K[i] = -C[i] / reg;
+  /* The scaled kernel lives where the plan is wanted: the cost gradient when asked for (the
+   * plan is dL/dC), scratch otherwise. */
+  if (cost && (o->grad_mask & 4)) {
+    if (!(gc = loss__grad(out, "cost", cost))) goto nomem;
+    Kt = gc;
+  }
+  if (!Kt && !(Kt = loss__scratch(out, nm, sizeof *Kt))) goto nomem;
   double err;
   int converged;
-  int64_t it = iterate(K, n, m, la, lb, p, Kt, work, u, v, &err, &converged);
+  int64_t it = iterate(C, reg, n, m, la, lb, p, Kt, work, u, v, &err, &converged);
   /* The plan T = diag(as) Kt diag(bs) = exp(-C/reg + u_i + v_j), formed in place in Kt without
    * exponentials; then the objective. */
   const double *as = work + n + m, *bs = as + n;
   double *T = Kt, lin = 0, ent = 0;
   for (size_t i = 0; i < n; i++)
     for (size_t j = 0; j < m; j++) {
-      double t = T[i * m + j] * as[i] * bs[j], lt = K[i * m + j] + u[i] + v[j];
+      double t = T[i * m + j] * as[i] * bs[j], lt = logk(C, i * m + j, reg) + u[i] + v[j];
       T[i * m + j] = t;
       lin += t * C[i * m + j];
       if (t > 0) ent += t * (p->reg_type == LOSS_REG_KL ? lt - la[i] - lb[j] : lt);
@@ -340,11 +384,6 @@ int loss_sinkhorn(const loss_tensor_t *a, const loss_tensor_t *b, const loss_ten
     if (!gb) goto nomem;
     memcpy(gb, g, m * sizeof *gb);
   }
-  if (cost && (o->grad_mask & 4)) {
-    double *gc = loss__grad(out, "cost", cost);
-    if (!gc) goto nomem;
-    memcpy(gc, T, nm * sizeof *gc);
-  }
   if (!cost && (o->grad_mask & 24)) {
     double *gx = (o->grad_mask & 8) ? loss__grad(out, "x", x) : NULL;
     double *gy = (o->grad_mask & 16) ? loss__grad(out, "y", y) : NULL;
@@ -360,6 +399,6 @@ nomem:
 cleanup:
   free(buf);
   free(work);
-  free(Kt);
+  if (Kt != gc) free(Kt);
   return loss__finish(out, rc);
 }
