@@ -182,68 +182,6 @@ void b64_encode(sb_t *s, const unsigned char *p, size_t n)
   s->p[s->len] = 0;
 }
 
-void codec_blobs_free(codec_blobs_t *b)
-{
-  for (int i = 0; i < b->count; i++) free(b->bytes[i]);
-  b->count = 0;
-}
-
-/* The closing quote of the string whose opening quote is at p[i], or n. */
-static size_t string_end(const char *p, size_t n, size_t i)
-{
-  size_t j = i + 1;
-  for (;;) {
-    const char *q = memchr(p + j, '"', n - j);
-    if (!q) return n;
-    size_t k = (size_t)(q - p), bs = 0;
-    while (k - bs > i + 1 && p[k - bs - 1] == '\\') bs++;
-    if (bs % 2 == 0) return k;
-    j = k + 1;
-  }
-}
-
-size_t codec_lift_b64(char *p, size_t n, codec_blobs_t *out)
-{
-  memset(out, 0, sizeof *out);
-  size_t i = 0, w = 0; /* read and write positions: the body is compacted in place */
-  while (i < n && out->count < CODEC_MAX_BLOBS) {
-    const char *q = memchr(p + i, '"', n - i);
-    if (!q) break;
-    size_t qs = (size_t)(q - p), j = string_end(p, n, qs);
-    if (j >= n) break;
-    size_t k = j + 1;
-    if (j - qs == 4 && !memcmp(p + qs + 1, "b64", 3)) { /* a "b64" key? */
-      while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\n' || p[k] == '\r')) k++;
-      if (k < n && p[k] == ':') {
-        k++;
-        while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\n' || p[k] == '\r')) k++;
-        if (k < n && p[k] == '"') {
-          size_t st = k + 1, e = string_end(p, n, k);
-          if (e < n && e - st >= 4096) {
-            int b = out->count++;
-            long size = b64_decoded_size(p + st, e - st);
-            out->bytes[b] = malloc(size > 0 ? (size_t)size : 1);
-            out->n[b] = out->bytes[b] && size >= 0
-                            ? b64_decode(p + st, e - st, out->bytes[b], (size_t)size)
-                            : -1;
-            memmove(p + w, p + i, st - i); /* up to the string's first character */
-            w += st - i;
-            w += (size_t)snprintf(p + w, 16, "#%d\"", b); /* fits: the string was >= 4096 */
-            i = e + 1;
-            continue;
-          }
-          if (e < n) k = e + 1;
-        }
-      }
-    }
-    memmove(p + w, p + i, k - i);
-    w += k - i;
-    i = k;
-  }
-  memmove(p + w, p + i, n - i);
-  return w + (n - i);
-}
-
 /* ---- tensors ------------------------------------------------------------------------------- */
 
 static int dtype_parse(const char *s, loss_dtype_t *d)
@@ -325,6 +263,35 @@ static int all_integers(json_t *v, int depth)
   return !json_is_real(v);
 }
 
+/* The lifted numeric array that v ({"\u0001": k}) stands for, if it is one not yet taken. */
+static lift_blob_t *lifted(json_t *v, const codec_limits_t *lim)
+{
+  if (!lim->blobs || !json_is_object(v) || json_object_size(v) != 1) return NULL;
+  json_t *k = json_object_get(v, "\x01");
+  if (!json_is_integer(k)) return NULL;
+  json_int_t i = json_integer_value(k);
+  if (i < 0 || i >= lim->blobs->count) return NULL;
+  lift_blob_t *b = &lim->blobs->b[i];
+  return b->kind == LIFT_NUMBERS && b->data ? b : NULL;
+}
+
+/* Give a lifted array to t in dtype want (int64 or float64), as the nested walk would. */
+static int take_lifted(lift_blob_t *b, loss_dtype_t want, loss_tensor_t *t, void **owned,
+                       const char *field, api_error_t *e)
+{
+  if (want == LOSS_INT64 && !b->all_int)
+    return api_error(e, 422, field, "%s must hold integers", field);
+  if (want == LOSS_FLOAT64 && b->all_int) {
+    int64_t *iv = b->data;
+    double *dv = b->data;
+    for (size_t i = 0; i < b->count; i++) dv[i] = (double)iv[i];
+  }
+  t->dtype = want;
+  t->data = *owned = b->data;
+  b->data = NULL;
+  return 0;
+}
+
 static int parse_shape(json_t *s, size_t *shape, int *rank, const char *field, api_error_t *e)
 {
   if (!json_is_array(s)) return api_error(e, 400, field, "%s.shape must be an array", field);
@@ -378,15 +345,14 @@ static int tensor_object(json_t *v, cat_in_kind_t kind, const char *field,
     const char *txt = json_string_value(b64);
     if (lim->blobs && txt[0] == '#') { /* lifted out of the body before parsing */
       int k = atoi(txt + 1);
-      if (k < 0 || k >= lim->blobs->count || !lim->blobs->bytes[k])
+      lift_blob_t *bl = k >= 0 && k < lim->blobs->count ? &lim->blobs->b[k] : NULL;
+      if (!bl || bl->kind != LIFT_B64 || !bl->data || bl->bytes < 0)
         return api_error(e, 400, field, "%s.b64 is not valid base64", field);
-      long have = lim->blobs->n[k];
-      if (have < 0) return api_error(e, 400, field, "%s.b64 is not valid base64", field);
-      if ((size_t)have != bytes)
-        return api_error(e, 422, field, "%s.b64 holds %ld bytes, shape needs %zu", field, have,
+      if ((size_t)bl->bytes != bytes)
+        return api_error(e, 422, field, "%s.b64 holds %ld bytes, shape needs %zu", field, bl->bytes,
                          bytes);
-      *owned = lim->blobs->bytes[k]; /* the tensor takes the decoded buffer */
-      lim->blobs->bytes[k] = NULL;
+      *owned = bl->data; /* the tensor takes the decoded buffer */
+      bl->data = NULL;
       t->data = *owned;
       return 0;
     }
@@ -401,6 +367,18 @@ static int tensor_object(json_t *v, cat_in_kind_t kind, const char *field,
                        bytes);
     t->data = *owned;
     return 0;
+  }
+  lift_blob_t *bl = lifted(data, lim);
+  if (bl) {
+    if (bl->rank != 1)
+      return api_error(e, 400, field, "%s.data must be a flat array of numbers", field);
+    if (bl->count != n)
+      return api_error(e, 422, field, "%s.data has %zu values, shape needs %zu", field, bl->count,
+                       n);
+    loss_dtype_t jt = json_dtype(kind, bl->all_int);
+    if (have_dtype)
+      jt = t->dtype == LOSS_INT32 || t->dtype == LOSS_INT64 ? LOSS_INT64 : LOSS_FLOAT64;
+    return take_lifted(bl, jt, t, owned, field, e);
   }
   if (!json_is_array(data)) return api_error(e, 400, field, "%s.data must be an array", field);
   for (size_t i = 0; i < json_array_size(data); i++)
@@ -426,7 +404,6 @@ int codec_tensor(json_t *v, cat_in_kind_t kind, const char *field, const codec_l
 {
   memset(t, 0, sizeof *t);
   *owned = NULL;
-  if (json_is_object(v)) return tensor_object(v, kind, field, lim, t, owned, e);
   if (json_is_number(v)) {
     t->rank = 0;
     t->dtype = json_dtype(kind, json_is_integer(v));
@@ -434,6 +411,15 @@ int codec_tensor(json_t *v, cat_in_kind_t kind, const char *field, const codec_l
     t->data = *owned;
     return put_number(v, t, *owned, 0, field, e);
   }
+  lift_blob_t *bl = lifted(v, lim);
+  if (bl) {
+    size_t n;
+    t->rank = bl->rank;
+    memcpy(t->shape, bl->shape, sizeof t->shape);
+    if (check_count(t->shape, t->rank, field, lim, &n, e)) return -1;
+    return take_lifted(bl, json_dtype(kind, bl->all_int), t, owned, field, e);
+  }
+  if (json_is_object(v)) return tensor_object(v, kind, field, lim, t, owned, e);
   if (!json_is_array(v))
     return api_error(e, 400, field, "%s must be a number, an array or a tensor object", field);
   /* Nested arrays: the shape from the first element at each depth, then a checked walk. */

@@ -5,6 +5,7 @@
 
 #include "b64.h"
 #include "catalog.h"
+#include "lift.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -44,25 +45,10 @@ void sb_jstr(sb_t *s, const char *str);
 /* Take the buffer (caller frees); s is reset. */
 char *sb_take(sb_t *s, size_t *len);
 
-/* Long base64 strings lifted out of a body before it is parsed (codec_lift_b64). */
-#define CODEC_MAX_BLOBS 32
 typedef struct {
-  unsigned char *bytes[CODEC_MAX_BLOBS]; /* decoded, owned until a tensor takes them */
-  long n[CODEC_MAX_BLOBS];               /* byte count, or -1 for invalid base64 */
-  int count;
-} codec_blobs_t;
-
-typedef struct {
-  size_t max_elems;     /* per tensor */
-  codec_blobs_t *blobs; /* NULL, or the strings codec_lift_b64 took out of the body */
+  size_t max_elems;    /* per tensor */
+  lift_blobs_t *blobs; /* NULL, or what lift_body took out of the body */
 } codec_limits_t;
-
-/* Find "b64": "<at least 4096 characters>" in the JSON text body[0..len) (outside other
- * strings), decode each into its own buffer and replace it in place with a placeholder "#k",
- * compacting the text, so that jansson parses a small document and the tensor data is decoded
- * once, straight into the buffer the tensor keeps. Returns the new length. */
-size_t codec_lift_b64(char *body, size_t len, codec_blobs_t *blobs);
-void codec_blobs_free(codec_blobs_t *blobs);
 
 #define REQ_MAX_TENSORS (CAT_MAX_IN + CAT_MAX_PAR + 1)
 

@@ -159,7 +159,7 @@ static void h_metrics(req_t *r)
 
 /* One call: decode, compute, append the response or the error. Returns the HTTP status. */
 static int one_call(req_t *r, const cat_desc_t *d, json_t *body, int in_batch, sb_t *out,
-                    codec_blobs_t *blobs)
+                    lift_blobs_t *blobs)
 {
   codec_limits_t lim = {r->srv->cfg.max_elements, blobs};
   loss_req_t lr;
@@ -184,11 +184,11 @@ static int one_call(req_t *r, const cat_desc_t *d, json_t *body, int in_batch, s
   return rc ? e.status : 200;
 }
 
-static json_t *parse_body(req_t *r, sb_t *out, int *status, codec_blobs_t *blobs)
+static json_t *parse_body(req_t *r, sb_t *out, int *status, lift_blobs_t *blobs)
 {
   json_error_t je;
-  memset(blobs, 0, sizeof *blobs);
-  size_t len = r->body ? codec_lift_b64(r->body, r->len, blobs) : 0;
+  blobs->count = 0;
+  size_t len = r->body ? lift_body(r->body, r->len, r->srv->cfg.max_elements, blobs) : 0;
   json_t *body = json_loadb(r->body ? r->body : "", len, JSON_REJECT_DUPLICATES, &je);
   if (!body) {
     api_error_t e;
@@ -205,13 +205,13 @@ static void work_loss(req_t *r)
   sb_t out;
   sb_init(&out);
   int status;
-  codec_blobs_t blobs;
+  lift_blobs_t blobs;
   json_t *body = parse_body(r, &out, &status, &blobs);
   if (body) {
     status = one_call(r, r->desc, body, 0, &out, &blobs);
     json_decref(body);
   }
-  codec_blobs_free(&blobs);
+  lift_blobs_free(&blobs);
   sb_putn(&out, "\n", 1);
   r->wstatus = out.oom ? 500 : status;
   r->wbody = sb_take(&out, &r->wlen);
@@ -222,7 +222,7 @@ static void work_batch(req_t *r)
   sb_t out;
   sb_init(&out);
   int status = 200;
-  codec_blobs_t blobs;
+  lift_blobs_t blobs;
   json_t *body = parse_body(r, &out, &status, &blobs), *calls = NULL;
   api_error_t e;
   if (!body) goto done;
@@ -266,7 +266,7 @@ error:
   status = e.status;
 done:
   json_decref(body);
-  codec_blobs_free(&blobs);
+  lift_blobs_free(&blobs);
   sb_putn(&out, "\n", 1);
   r->wstatus = out.oom ? 500 : status;
   r->wbody = sb_take(&out, &r->wlen);

@@ -425,6 +425,13 @@ static void on_signal(uv_signal_t *h, int signum)
   http_begin_shutdown(h->data);
 }
 
+/* MHD's per-connection pool holds the request line, the headers and the read buffer (bodies are
+ * copied out as they arrive). MHD 0.9.75 zeroes the whole pool before every request on a
+ * keep-alive connection: at the default 32 KiB that memset was a sixth of the loop thread's time
+ * on small requests. 8 KiB holds any sane header block (431 beyond), and large bodies stream
+ * through it as fast as through 32 KiB (measured on the 87 MB request). */
+#define CONN_MEMORY (8 * 1024)
+
 int http_start(server_t *s, uv_loop_t *loop)
 {
   int port;
@@ -435,7 +442,8 @@ int http_start(server_t *s, uv_loop_t *loop)
       MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
       MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.idle_timeout, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)s->cfg.max_connections, MHD_OPTION_END);
+      (unsigned)s->cfg.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+      MHD_OPTION_END);
   if (!s->mhd) {
     fprintf(stderr, "lossd: libmicrohttpd did not start\n");
     return -1;

@@ -20,8 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   char *body = malloc(size);
   if (!body) return 0;
   memcpy(body, data + 1, size - 1);
-  codec_blobs_t blobs;
-  size_t len = codec_lift_b64(body, size - 1, &blobs);
+  lift_blobs_t blobs;
+  size_t len = lift_body_min(body, size - 1, 4096, data[0] & 128 ? 1 : LIFT_MIN_NUMBERS, &blobs);
   json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
   if (j) {
     codec_limits_t lim = {4096, &blobs};
@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     json_decref(j);
   }
-  codec_blobs_free(&blobs);
+  lift_blobs_free(&blobs);
   free(body);
   return 0;
 }

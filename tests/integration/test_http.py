@@ -287,7 +287,9 @@ class Operations(unittest.TestCase):
     def test_sigterm_drains_in_flight(self):
         big = json.dumps({"inputs": {"logits": {"shape": [3000, 100], "data": [0.25] * 300000},
                                      "target": [3] * 3000}})
-        with Server("--threads", "1", "--drain-delay", "300", "--max-elements", "1000000") as s:
+        # The delay is long because the 16 client threads hold the GIL: the main thread's
+        # /readyz below can come a second after the signal.
+        with Server("--threads", "1", "--drain-delay", "2500", "--max-elements", "1000000") as s:
             results = []
 
             def call():

@@ -110,56 +110,9 @@ static void number_text(void **state)
   sb_free(&s);
 }
 
-static void lifted_b64(void **state)
-{
-  (void)state;
-  enum { N = 3000 }; /* 12000 bytes of float32: 16000 base64 characters, lifted */
-  static float v[N];
-  for (int i = 0; i < N; i++) v[i] = (float)i * 0.5f;
-  sb_t s;
-  sb_init(&s);
-  sb_puts(&s, "{\"note\": \"a \\\"b64\\\": trap\", \"inputs\": {\"x\": {\"shape\": [3000], "
-              "\"dtype\": \"float32\", \"b64\" : \"");
-  b64_encode(&s, (const unsigned char *)v, sizeof v);
-  sb_puts(&s, "\"}, \"y\": {\"shape\": [1], \"dtype\": \"float32\", \"b64\": \"AACAPw==\"}}, "
-              "\"bad\": {\"shape\": [3], \"dtype\": \"float32\", \"b64\": \"");
-  for (int i = 0; i < 5000; i++) sb_puts(&s, "*");
-  sb_puts(&s, "\"}}");
-  codec_blobs_t blobs;
-  size_t len = codec_lift_b64(s.p, s.len, &blobs);
-  assert_int_equal(blobs.count, 2);
-  assert_true(len < 400);
-  s.p[len] = 0;
-  assert_true(strstr(s.p, "\"#0\"") && strstr(s.p, "\"#1\""));
-  json_t *doc = json_loadb(s.p, len, 0, NULL);
-  assert_non_null(doc);
-  assert_string_equal(json_string_value(json_object_get(doc, "note")), "a \"b64\": trap");
-  codec_limits_t l = {100000, &blobs};
-  loss_tensor_t t;
-  void *buf;
-  api_error_t e;
-  assert_int_equal(codec_tensor(json_object_get(json_object_get(doc, "inputs"), "x"), IN_FLOAT,
-                                "inputs.x", &l, &t, &buf, &e),
-                   0);
-  assert_memory_equal(t.data, v, sizeof v);
-  free(buf);
-  assert_int_equal(codec_tensor(json_object_get(json_object_get(doc, "inputs"), "y"), IN_FLOAT,
-                                "inputs.y", &l, &t, &buf, &e),
-                   0); /* short: parsed as usual */
-  assert_true(((float *)t.data)[0] == 1.0f);
-  free(buf);
-  assert_int_equal(codec_tensor(json_object_get(doc, "bad"), IN_FLOAT, "bad", &l, &t, &buf, &e),
-                   -1);
-  free(buf);
-  assert_int_equal(e.status, 400);
-  json_decref(doc);
-  codec_blobs_free(&blobs);
-  sb_free(&s);
-}
-
 int main(void)
 {
   const struct CMUnitTest tests[] = {cmocka_unit_test(forms), cmocka_unit_test(errors),
-                                     cmocka_unit_test(number_text), cmocka_unit_test(lifted_b64)};
+                                     cmocka_unit_test(number_text)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

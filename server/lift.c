@@ -1,0 +1,353 @@
+/* lift.c - tensor data taken out of a request body before jansson parses the rest.
+ *
+ * jansson turns every JSON number into its own allocated node, through a locale-aware strtod,
+ * and the codec then copies the nodes into one buffer: for a small cross-entropy request that is
+ * four fifths of the parsing time. This pass finds the tensor data in the text (long base64
+ * strings, and numeric arrays where the API puts tensors), decodes it straight into the buffer
+ * the tensor will keep, and leaves a small placeholder, so jansson parses only the envelope.
+ * It lifts only what it fully validates; everything else is left as it was, so malformed input
+ * gets exactly the errors it got before. */
+#include "lift.h"
+
+#include "b64.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LIFT_MAX_DEPTH 64
+#define B64_MIN_CHARS  4096
+
+/* ---- numbers ------------------------------------------------------------------------------- */
+
+static int digit(char c)
+{
+  return c >= '0' && c <= '9';
+}
+
+/* Correctly rounded w * 10^q for a significand of at most 19 digits (truncated: digits beyond
+ * were dropped, not all zero). Where w < 2^53 and |q| <= 22, one IEEE multiply or divide of two
+ * exact values rounds correctly (Clinger's fast path); the rest go to strtod on the literal. */
+static int real_value(uint64_t w, long q, int truncated, int neg, const char *p, size_t n,
+                      double *out)
+{
+  static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  if (w == 0) {
+    *out = neg ? -0.0 : 0.0;
+    return 0;
+  }
+  if (!truncated && w <= (1ull << 53) && q >= -22 && q <= 22) {
+    double d = (double)w;
+    d = q >= 0 ? d * pow10[q] : d / pow10[-q];
+    *out = neg ? -d : d;
+    return 0;
+  }
+  char buf[128];
+  if (n >= sizeof buf) return -1; /* left to jansson */
+  memcpy(buf, p, n);
+  buf[n] = 0;
+  *out = strtod(buf, NULL);
+  return isinf(*out) ? -1 : 0; /* jansson rejects overflow, not underflow */
+}
+
+/* The JSON number at the start of p[0..n), in one pass: its length, or 0 when the grammar is
+ * broken or jansson would reject the value (an integer outside int64, a real overflowing). */
+static size_t number_at(const char *p, size_t n, int *is_int, int64_t *ival, double *dval)
+{
+  size_t i = 0;
+  int neg = n && p[0] == '-', nd = 0, truncated = 0, real = 0, u_over = 0;
+  uint64_t w = 0; /* the first 19 significant digits */
+  uint64_t u = 0; /* the integer part, for integer literals */
+  long q = 0;     /* value = w * 10^q, before the exponent */
+  i += (size_t)neg;
+  if (i >= n || !digit(p[i]) || (p[i] == '0' && i + 1 < n && digit(p[i + 1]))) return 0;
+  for (; i < n && digit(p[i]); i++) {
+    unsigned d = (unsigned)(p[i] - '0');
+    if (u > (UINT64_MAX - d) / 10) u_over = 1;
+    u = u * 10 + d;
+    if (nd < 19) {
+      if (w || d) w = w * 10 + d, nd++;
+    } else {
+      truncated |= d != 0;
+      q++;
+    }
+  }
+  if (i < n && p[i] == '.') {
+    size_t s = ++i;
+    for (; i < n && digit(p[i]); i++) {
+      unsigned d = (unsigned)(p[i] - '0');
+      if (nd < 19) {
+        if (w || d) w = w * 10 + d, nd++;
+        q--;
+      } else {
+        truncated |= d != 0;
+      }
+    }
+    if (i == s) return 0;
+    real = 1;
+  }
+  if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+    int eneg = 0;
+    long e = 0;
+    if (++i < n && (p[i] == '+' || p[i] == '-')) eneg = p[i++] == '-';
+    size_t s = i;
+    for (; i < n && digit(p[i]); i++)
+      if (e < 100000) e = e * 10 + (p[i] - '0');
+    if (i == s) return 0;
+    q += eneg ? -e : e;
+    real = 1;
+  }
+  *is_int = !real;
+  if (!real) { /* as jansson's strtoll: int64 or rejected */
+    if (u_over || u > (uint64_t)INT64_MAX + (uint64_t)neg) return 0;
+    *ival = neg ? (u == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)u) : (int64_t)u;
+    *dval = (double)*ival;
+    return i;
+  }
+  return real_value(w, q, truncated, neg, p, i, dval) ? 0 : i;
+}
+
+int lift_number(const char *p, size_t n, int *is_int, int64_t *ival, double *dval)
+{
+  return n && number_at(p, n, is_int, ival, dval) == n ? 0 : -1;
+}
+
+/* ---- numeric arrays ------------------------------------------------------------------------ */
+
+typedef struct {
+  const char *p;
+  size_t n, i, max;
+  lift_blob_t *b;
+  size_t cap;
+  int seen[LOSS_MAX_RANK];
+} scan_t;
+
+static int is_ws(char c)
+{
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void skip_ws(scan_t *s)
+{
+  while (s->i < s->n && is_ws(s->p[s->i])) s->i++;
+}
+
+/* Append one value: int64 while every number so far was an integer, doubles from the first
+ * real on (the integers before it converted, as jansson's json_number_value would). */
+static int store(scan_t *s, int is_int, int64_t iv, double dv)
+{
+  lift_blob_t *b = s->b;
+  if (b->count >= s->max) {
+    b->too_big = 1;
+    b->count++;
+    return 0;
+  }
+  if (b->count == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    if (cap > s->max) cap = s->max;
+    void *d = realloc(b->data, cap * 8);
+    if (!d) return -1;
+    b->data = d, s->cap = cap;
+  }
+  if (b->all_int && !is_int) {
+    int64_t *iv64 = b->data;
+    double *dv64 = b->data;
+    for (size_t k = 0; k < b->count; k++) dv64[k] = (double)iv64[k];
+    b->all_int = 0;
+  }
+  if (b->all_int)
+    ((int64_t *)b->data)[b->count++] = iv;
+  else
+    ((double *)b->data)[b->count++] = dv;
+  return 0;
+}
+
+/* One array at depth d (at its '['); the rank is known from the leading brackets. */
+static int scan_level(scan_t *s, int d)
+{
+  size_t k = 0;
+  s->i++;
+  for (;;) {
+    skip_ws(s);
+    if (s->i >= s->n) return -1;
+    if (d + 1 < s->b->rank) {
+      if (s->p[s->i] != '[' || scan_level(s, d + 1)) return -1;
+    } else {
+      int is_int;
+      int64_t iv;
+      double dv;
+      size_t len = number_at(s->p + s->i, s->n - s->i, &is_int, &iv, &dv);
+      if (!len || store(s, is_int, iv, dv)) return -1;
+      s->i += len; /* what follows is checked below: whitespace, ',' or ']' */
+    }
+    k++;
+    skip_ws(s);
+    if (s->i >= s->n) return -1;
+    if (s->p[s->i] == ']') break;
+    if (s->p[s->i] != ',') return -1;
+    s->i++;
+  }
+  s->i++;
+  if (!s->seen[d]) {
+    s->seen[d] = 1;
+    s->b->shape[d] = k;
+  } else if (s->b->shape[d] != k) {
+    return -1; /* not rectangular */
+  }
+  return 0;
+}
+
+/* Parse the array at p[i] into b; its end, or 0 when it is not a rectangular numeric array of
+ * at least min numbers (b is then left empty). */
+static size_t scan_array(const char *p, size_t n, size_t i, size_t max, size_t min, lift_blob_t *b)
+{
+  memset(b, 0, sizeof *b);
+  b->kind = LIFT_NUMBERS;
+  b->all_int = 1;
+  size_t j = i;
+  while (j < n && (p[j] == '[' || is_ws(p[j]))) {
+    if (p[j] == '[' && ++b->rank > LOSS_MAX_RANK) return 0;
+    j++;
+  }
+  if (j >= n || p[j] == ']') return 0; /* empty arrays stay in the text */
+  scan_t s = {.p = p, .n = n, .i = i, .max = max, .b = b};
+  if (scan_level(&s, 0) || b->count < min) {
+    free(b->data);
+    memset(b, 0, sizeof *b);
+    return 0;
+  }
+  return s.i;
+}
+
+/* ---- the body ------------------------------------------------------------------------------ */
+
+typedef enum { KEY_OTHER, KEY_DATA, KEY_INPUTS, KEY_PARAMS, KEY_B64 } key_t_;
+
+static key_t_ classify(const char *k, size_t n)
+{
+  if (n == 4 && !memcmp(k, "data", 4)) return KEY_DATA;
+  if (n == 6 && !memcmp(k, "inputs", 6)) return KEY_INPUTS;
+  if (n == 6 && !memcmp(k, "params", 6)) return KEY_PARAMS;
+  if (n == 3 && !memcmp(k, "b64", 3)) return KEY_B64;
+  return KEY_OTHER;
+}
+
+/* The closing quote of the string whose opening quote is at p[i], or n. */
+static size_t string_end(const char *p, size_t n, size_t i)
+{
+  size_t j = i + 1;
+  for (;;) {
+    const char *q = memchr(p + j, '"', n - j);
+    if (!q) return n;
+    size_t k = (size_t)(q - p), bs = 0;
+    while (k - bs > i + 1 && p[k - bs - 1] == '\\') bs++;
+    if (bs % 2 == 0) return k;
+    j = k + 1;
+  }
+}
+
+typedef struct {
+  char type;     /* '{' or '[' */
+  key_t_ parent; /* the key this container is the value of */
+  key_t_ key;    /* objects: the key whose value comes next */
+  int want_key;  /* objects: a key (not a value) comes next */
+} frame_t;
+
+typedef struct {
+  char *p;
+  size_t w, done; /* text up to done is settled; it ends at w after compaction */
+} out_t;
+
+/* Move p[done..upto) to p[w..), then append the placeholder text. */
+static void emit(out_t *o, size_t upto, const char *text, size_t resume)
+{
+  memmove(o->p + o->w, o->p + o->done, upto - o->done);
+  o->w += upto - o->done;
+  size_t len = strlen(text);
+  memcpy(o->p + o->w, text, len);
+  o->w += len;
+  o->done = resume;
+}
+
+static void lift_b64(out_t *o, size_t st, size_t e, lift_blob_t *b, int k)
+{
+  memset(b, 0, sizeof *b);
+  b->kind = LIFT_B64;
+  long size = b64_decoded_size(o->p + st, e - st);
+  b->data = malloc(size > 0 ? (size_t)size : 1);
+  b->bytes = b->data && size >= 0 ? b64_decode(o->p + st, e - st, b->data, (size_t)size) : -1;
+  char ph[16];
+  snprintf(ph, sizeof ph, "#%d", k); /* fits: the string was >= 4096 characters */
+  emit(o, st, ph, e);
+}
+
+size_t lift_body_min(char *p, size_t n, size_t max_elems, size_t min_numbers, lift_blobs_t *out)
+{
+  out->count = 0;
+  frame_t stk[LIFT_MAX_DEPTH];
+  int depth = 0;
+  out_t o = {p, 0, 0};
+  size_t i = 0;
+  while (i < n && out->count < LIFT_MAX_BLOBS) {
+    char c = p[i];
+    frame_t *f = depth ? &stk[depth - 1] : NULL;
+    int in_value = f && f->type == '{' && !f->want_key;
+    if (c == '"') {
+      size_t e = string_end(p, n, i);
+      if (e >= n) break;
+      if (f && f->type == '{' && f->want_key) {
+        f->key = classify(p + i + 1, e - i - 1);
+        f->want_key = 0;
+      } else if (in_value && f->key == KEY_B64 && e - i - 1 >= B64_MIN_CHARS) {
+        lift_b64(&o, i + 1, e, &out->b[out->count], out->count);
+        out->count++;
+      }
+      i = e + 1;
+    } else if (c == '[' && in_value &&
+               (f->key == KEY_DATA || f->parent == KEY_INPUTS || f->parent == KEY_PARAMS)) {
+      lift_blob_t *b = &out->b[out->count];
+      size_t end = scan_array(p, n, i, max_elems, min_numbers, b);
+      char ph[32];
+      int phl = snprintf(ph, sizeof ph, "{\"\\u0001\":%d}", out->count);
+      if (end && end - i < (size_t)phl) { /* no room in place (short arrays, in tests) */
+        free(b->data);
+        end = 0;
+      }
+      if (end) {
+        out->count++;
+        emit(&o, i, ph, end);
+        i = end;
+      } else {
+        if (depth == LIFT_MAX_DEPTH) break;
+        stk[depth++] = (frame_t){'[', KEY_OTHER, KEY_OTHER, 0};
+        i++;
+      }
+    } else if (c == '{' || c == '[') {
+      if (depth == LIFT_MAX_DEPTH) break;
+      stk[depth++] = (frame_t){c, in_value ? f->key : KEY_OTHER, KEY_OTHER, c == '{'};
+      i++;
+    } else if (c == '}' || c == ']') {
+      depth -= depth > 0;
+      i++;
+    } else {
+      if (c == ',' && f && f->type == '{') f->want_key = 1;
+      i++;
+    }
+  }
+  emit(&o, n, "", n);
+  return o.w;
+}
+
+size_t lift_body(char *p, size_t n, size_t max_elems, lift_blobs_t *out)
+{
+  return lift_body_min(p, n, max_elems, LIFT_MIN_NUMBERS, out);
+}
+
+void lift_blobs_free(lift_blobs_t *b)
+{
+  for (int i = 0; i < b->count; i++) free(b->b[i].data);
+  b->count = 0;
+}

@@ -1,0 +1,439 @@
+/* test_lift.c - tensor data lifted out of request bodies (server/lift.c): numbers exactly as
+ * jansson reads them, and every request decoded the same with and without lifting. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "codec.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- numbers: jansson is the oracle --------------------------------------------------------- */
+
+static void check_literal(const char *lit)
+{
+  char doc[160];
+  snprintf(doc, sizeof doc, "[%s]", lit);
+  json_t *j = json_loads(doc, 0, NULL);
+  int is_int;
+  int64_t iv;
+  double dv;
+  int rc = lift_number(lit, strlen(lit), &is_int, &iv, &dv);
+  if (!j || json_array_size(j) != 1) { /* "[]" is an empty array, not a number */
+    if (rc == 0) fail_msg("lift accepts %s, jansson does not", lit);
+    json_decref(j);
+    return;
+  }
+  json_t *v = json_array_get(j, 0);
+  if (rc != 0) fail_msg("lift rejects %s, jansson reads it", lit);
+  if (is_int != json_is_integer(v)) fail_msg("%s: integer %d, jansson %d", lit, is_int, !is_int);
+  if (is_int && iv != json_integer_value(v)) fail_msg("%s: integer differs", lit);
+  double ref = json_number_value(v);
+  if (memcmp(&dv, &ref, sizeof dv)) fail_msg("%s: %.17g, jansson %.17g", lit, dv, ref);
+  json_decref(j);
+}
+
+static void numbers_as_jansson(void **state)
+{
+  (void)state;
+  const char *fixed[] = {"0",
+                         "-0",
+                         "0.0",
+                         "-0.0",
+                         "1",
+                         "-1",
+                         "0.1",
+                         "0.30000000000000004",
+                         "1e0",
+                         "1E+2",
+                         "1e-2",
+                         "123456789012345678",
+                         "9007199254740993",
+                         "9007199254740993.0",
+                         "9223372036854775807",
+                         "9223372036854775808",
+                         "-9223372036854775808",
+                         "-9223372036854775809",
+                         "18446744073709551616",
+                         "1e308",
+                         "1.7976931348623157e308",
+                         "1.7976931348623159e308",
+                         "1e309",
+                         "-1e309",
+                         "2.2250738585072014e-308",
+                         "4.9e-324",
+                         "2e-324",
+                         "1e-400",
+                         "0e999",
+                         "0.000000000000000000000000000001",
+                         "123456789012345678901234567890",
+                         "1234567890123456789012345678.9e-10",
+                         "3.141592653589793238462643383279",
+                         "1e22",
+                         "1e23",
+                         "9007199254740992e22",
+                         "9007199254740993e-22",
+                         "01",
+                         "1.",
+                         ".5",
+                         "+1",
+                         "1e",
+                         "1e+",
+                         "--1",
+                         "1.e5",
+                         "-",
+                         "",
+                         "0x10",
+                         "1.5e3.2",
+                         "Infinity",
+                         "NaN",
+                         "1e-",
+                         "00",
+                         "-01",
+                         "1ee5"};
+  for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) check_literal(fixed[i]);
+  srand(11);
+  char lit[96];
+  for (int k = 0; k < 200000; k++) {
+    double r = ((double)rand() / RAND_MAX - 0.5) * pow(10, rand() % 40 - 20);
+    switch (k % 5) {
+    case 0:
+      snprintf(lit, sizeof lit, "%.17g", r);
+      break;
+    case 1:
+      snprintf(lit, sizeof lit, "%.*g", 1 + rand() % 16, r);
+      break;
+    case 2:
+      snprintf(lit, sizeof lit, "%.9g", (double)(float)r);
+      break;
+    case 3: { /* random digit strings with random exponents, some past 19 digits */
+      int nd = 1 + rand() % 25, pt = rand() % (nd + 1), o = 0;
+      if (rand() & 1) lit[o++] = '-';
+      for (int d = 0; d < nd; d++) {
+        if (d == pt && d) lit[o++] = '.';
+        lit[o++] = (char)('0' + (d == 0 && nd > 1 && pt != 1 ? 1 + rand() % 9 : rand() % 10));
+      }
+      if (rand() & 1) o += snprintf(lit + o, sizeof lit - (size_t)o, "e%d", rand() % 700 - 350);
+      lit[o] = 0;
+      break;
+    }
+    default:
+      snprintf(lit, sizeof lit, "%lld", (long long)rand() * rand() - (long long)rand() * rand());
+    }
+    check_literal(lit);
+  }
+}
+
+/* ---- bodies: the same decode with and without lifting --------------------------------------- */
+
+typedef struct {
+  int rc, status, n;
+  char field[96], message[256];
+  loss_tensor_t t[REQ_MAX_TENSORS];
+  void *bufs[REQ_MAX_TENSORS];
+} decoded_t;
+
+static void decode_body(const cat_desc_t *d, const char *text, size_t len, size_t min,
+                        size_t max_elems, decoded_t *out, int *lifted)
+{
+  char *body = malloc(len + 1);
+  memcpy(body, text, len);
+  lift_blobs_t blobs = {.count = 0};
+  size_t n = min ? lift_body_min(body, len, max_elems, min, &blobs) : len;
+  *lifted = blobs.count;
+  json_t *j = json_loadb(body, n, JSON_REJECT_DUPLICATES, NULL);
+  memset(out, 0, sizeof *out);
+  if (!j) {
+    out->rc = -2;
+  } else {
+    codec_limits_t lim = {max_elems, &blobs};
+    loss_req_t req;
+    api_error_t e;
+    out->rc = codec_decode(d, j, 0, &lim, &req, &e);
+    if (out->rc) {
+      out->status = e.status;
+      snprintf(out->field, sizeof out->field, "%s", e.field);
+      snprintf(out->message, sizeof out->message, "%s", e.message);
+    } else {
+      out->n = req.n_tensors;
+      for (int i = 0; i < req.n_tensors; i++) {
+        out->t[i] = req.tensors[i];
+        out->bufs[i] = req.bufs[i]; /* taken over from req */
+        req.bufs[i] = NULL;
+      }
+      codec_req_free(&req);
+    }
+    json_decref(j);
+  }
+  lift_blobs_free(&blobs);
+  free(body);
+}
+
+static void decoded_free(decoded_t *d)
+{
+  for (int i = 0; i < d->n; i++) free(d->bufs[i]);
+}
+
+/* Decode text plainly and lifted (threshold min); the two must agree in every byte. Returns the
+ * number of arrays lifted. */
+static int same_decode(const char *loss, const char *text, size_t min, size_t max_elems)
+{
+  const cat_desc_t *d = cat_find(loss);
+  if (!d) return 0;
+  decoded_t a, b;
+  int lifted, none;
+  size_t len = strlen(text);
+  decode_body(d, text, len, 0, max_elems, &a, &none);
+  decode_body(d, text, len, min, max_elems, &b, &lifted);
+  if (a.rc != b.rc || a.status != b.status || strcmp(a.field, b.field) ||
+      strcmp(a.message, b.message))
+    fail_msg("%s: plain rc %d %d %s \"%s\", lifted rc %d %d %s \"%s\"\n%.300s", loss, a.rc,
+             a.status, a.field, a.message, b.rc, b.status, b.field, b.message, text);
+  assert_int_equal(a.n, b.n);
+  for (int i = 0; i < a.n; i++) {
+    assert_int_equal(a.t[i].dtype, b.t[i].dtype);
+    assert_int_equal(a.t[i].rank, b.t[i].rank);
+    assert_memory_equal(a.t[i].shape, b.t[i].shape, sizeof a.t[i].shape);
+    size_t n = loss_tensor_numel(&a.t[i]) * loss_dtype_size(a.t[i].dtype);
+    if (n) assert_memory_equal(a.t[i].data, b.t[i].data, n);
+  }
+  decoded_free(&a);
+  decoded_free(&b);
+  return lifted;
+}
+
+static char *slurp(const char *path)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  s[fread(s, 1, (size_t)n, f)] = 0;
+  fclose(f);
+  return s;
+}
+
+/* Every request of the invalid corpus and of proto/examples, lifting every array it can. */
+static void corpus_same(void **state)
+{
+  (void)state;
+  const char *dirs[] = {"tests/data/http/invalid", "proto/examples"};
+  int files = 0, lifted = 0;
+  for (int k = 0; k < 2; k++) {
+    DIR *dir = opendir(dirs[k]);
+    assert_non_null(dir);
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+      if (!strstr(de->d_name, ".json") || strstr(de->d_name, ".response.")) continue;
+      char path[512];
+      snprintf(path, sizeof path, "%s/%s", dirs[k], de->d_name);
+      char *text = slurp(path);
+      json_t *doc = json_loads(text, JSON_ALLOW_NUL, NULL);
+      free(text);
+      if (!doc) fail_msg("%s is not JSON", path);
+      const char *route = json_string_value(json_object_get(doc, "path"));
+      const char *loss = route && !strncmp(route, "/v1/losses/", 11) ? route + 11 : NULL;
+      json_t *body = k ? doc : json_object_get(doc, "body_json");
+      char *btext = body ? json_dumps(body, JSON_COMPACT) : NULL;
+      /* indented too: every array then has room for its placeholder */
+      char *wide = body ? json_dumps(body, JSON_INDENT(8)) : NULL;
+      const char *raw = body ? btext : json_string_value(json_object_get(doc, "body"));
+      if (k) { /* examples: proto/examples/<loss>.request.json */
+        static char name[300];
+        snprintf(name, sizeof name, "%s", de->d_name);
+        *strstr(name, ".request") = 0;
+        loss = name;
+      }
+      if (loss && raw) {
+        lifted += same_decode(loss, raw, 1, 1000000);
+        if (wide) lifted += same_decode(loss, wide, 1, 1000000);
+        files++;
+      }
+      free(btext);
+      free(wide);
+      json_decref(doc);
+    }
+    closedir(dir);
+  }
+  assert_true(files > 100);
+  assert_true(lifted > 250); /* 261 when written */
+}
+
+/* Shapes, types and limits in the places the lift looks at. */
+static void arrays_same(void **state)
+{
+  (void)state;
+  const char *ce[] = {
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,10]], \"target\": [0, 4]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9]], \"target\": [0, 4]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,[10]]], \"target\": [0, 4]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,\"x\"]], \"target\": [0, 4]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,1e999]], \"target\": [0, 4]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,01]], \"target\": [0, 4]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,10],], \"target\": [0, 4]}}",
+      "{\"inputs\": {\"logits\": [[[[[[[[[1,2,3,4,5,6,7,8,9,10]]]]]]]]], \"target\": [0]}}",
+      "{\"inputs\": {\"logits\": [[1.5,2,3,4,5],[6,7,8,9,10]], \"target\": [0.0, 4]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,10]], \"target\": [0, 1.5]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,10]], \"target\": [0, "
+      "9223372036854775807]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,10]], \"target\": [0, "
+      "92233720368547758070]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,10]], \"target\": [[0, 1]]}}",
+      "{\"inputs\": {\"logits\": [], \"target\": []}}",
+      "{\"inputs\": {\"logits\": [[]], \"target\": [0]}}",
+      "{\"inputs\": {\"logits\": {\"shape\": [2, 5], \"data\": [1,2,3,4,5,6,7,8,9,10]}, "
+      "\"target\": {\"shape\": [2], \"data\": [1, 2], \"dtype\": \"int32\"}}}",
+      "{\"inputs\": {\"logits\": {\"shape\": [2, 5], \"data\": [1,2,3,4,5,6,7,8,9]}, \"target\": "
+      "[1, "
+      "2]}}",
+      "{\"inputs\": {\"logits\": {\"shape\": [2, 5], \"data\": [[1,2,3,4,5],[6,7,8,9,10]]}, "
+      "\"target\": [1, 2]}}",
+      "{\"inputs\": {\"logits\": {\"shape\": [2, 5], \"dtype\": \"float32\", \"data\": "
+      "[1,2,3,4,5,6,7,8,9,10]}, \"target\": {\"shape\": [2], \"data\": [1.0, 2], \"dtype\": "
+      "\"int64\"}}}",
+      "{\"inputs\": {\"logits\": {\"shape\": [1,2,3,4,5,6,7,8,9,10], \"data\": [1]}, \"target\": "
+      "[1]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,10]], \"target\": [0, 4]}, \"params\": "
+      "{\"weight\": [1,2,3,4,5], \"label_smoothing\": [1,2,3], \"reduction\": [1]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,10]], \"target\": [0, 4]}, \"grad\": [1,2], "
+      "\"reduction\": [1,2,3]}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,10]], \"target\": [0, 4]}, \"reduction\": "
+      "[1,2,3]}",
+      "{\"inputs\": {\"logits\": {\"\\u0001\": 0}, \"target\": [0, 4]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,10]], \"target\": {\"\\u0001\": 0}}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,10]], \"target\": [0, 4], \"x\": [1, 2]}}",
+      "{\"inputs\": {\"logits\" : [ [ 1 , 2 ] ,\n [ 3 , 4 ] ] , \"target\" : [ 0 , 1 ] } }",
+      "{\"note\": \"[1,2,3]\", \"inputs\": {\"logits\": [[1,-0,3e2,-4.5E-1,5]], \"target\": [0]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,10]], \"target\": [0, 4]}, \"inputs\": {}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5],[6,7,8,9,10]], \"target\": [0, 4]",
+  };
+  int lifted = 0;
+  for (size_t i = 0; i < sizeof ce / sizeof *ce; i++) {
+    lifted += same_decode("cross_entropy", ce[i], 1, 1000);
+    same_decode("cross_entropy", ce[i], 1, 6); /* the element limit (413) */
+    same_decode("cross_entropy", ce[i], LIFT_MIN_NUMBERS, 1000);
+  }
+  assert_true(lifted >= 20);
+}
+
+/* Random nested arrays of random literals, in every tensor form. */
+static void random_same(void **state)
+{
+  (void)state;
+  srand(5);
+  sb_t s;
+  for (int k = 0; k < 400; k++) {
+    int rows = 1 + rand() % 6, cols = 1 + rand() % 12;
+    sb_init(&s);
+    sb_puts(&s, "{\"inputs\": {\"logits\": ");
+    int flat = k % 3 == 0;
+    if (flat) sb_printf(&s, "{\"shape\": [%d, %d], \"data\": ", rows, cols);
+    sb_puts(&s, "[");
+    for (int r = 0; r < rows; r++) {
+      if (!flat) sb_puts(&s, r ? ",[" : "[");
+      for (int c = 0; c < cols; c++) {
+        double v = ((double)rand() / RAND_MAX - 0.5) * pow(10, rand() % 12 - 6);
+        if (flat && (r || c)) sb_puts(&s, ",");
+        if (!flat && c) sb_puts(&s, ", ");
+        if (rand() % 4 == 0)
+          sb_printf(&s, "%d", rand() % 100 - 50);
+        else
+          sb_printf(&s, "%.*g", 1 + rand() % 17, v);
+      }
+      if (!flat) sb_puts(&s, "]");
+    }
+    sb_puts(&s, flat ? "]}" : "]");
+    sb_puts(&s, ", \"target\": [");
+    for (int r = 0; r < rows; r++) sb_printf(&s, r ? ",%d" : "%d", rand() % cols);
+    sb_puts(&s, "]}}");
+    same_decode("cross_entropy", s.p, 1, 100000);
+    sb_free(&s);
+  }
+}
+
+static void lifted_b64(void **state)
+{
+  (void)state;
+  enum { N = 3000 }; /* 12000 bytes of float32: 16000 base64 characters, lifted */
+  static float v[N];
+  for (int i = 0; i < N; i++) v[i] = (float)i * 0.5f;
+  sb_t s;
+  sb_init(&s);
+  sb_puts(&s, "{\"note\": \"a \\\"b64\\\": trap\", \"inputs\": {\"x\": {\"shape\": [3000], "
+              "\"dtype\": \"float32\", \"b64\" : \"");
+  b64_encode(&s, (const unsigned char *)v, sizeof v);
+  sb_puts(&s, "\"}, \"y\": {\"shape\": [1], \"dtype\": \"float32\", \"b64\": \"AACAPw==\"}}, "
+              "\"bad\": {\"shape\": [3], \"dtype\": \"float32\", \"b64\": \"");
+  for (int i = 0; i < 5000; i++) sb_puts(&s, "*");
+  sb_puts(&s, "\"}}");
+  lift_blobs_t blobs;
+  size_t len = lift_body(s.p, s.len, 100000, &blobs);
+  assert_int_equal(blobs.count, 2);
+  assert_true(len < 400);
+  s.p[len] = 0;
+  assert_true(strstr(s.p, "\"#0\"") && strstr(s.p, "\"#1\""));
+  json_t *doc = json_loadb(s.p, len, 0, NULL);
+  assert_non_null(doc);
+  assert_string_equal(json_string_value(json_object_get(doc, "note")), "a \"b64\": trap");
+  codec_limits_t l = {100000, &blobs};
+  loss_tensor_t t;
+  void *buf;
+  api_error_t e;
+  assert_int_equal(codec_tensor(json_object_get(json_object_get(doc, "inputs"), "x"), IN_FLOAT,
+                                "inputs.x", &l, &t, &buf, &e),
+                   0);
+  assert_memory_equal(t.data, v, sizeof v);
+  free(buf);
+  assert_int_equal(codec_tensor(json_object_get(json_object_get(doc, "inputs"), "y"), IN_FLOAT,
+                                "inputs.y", &l, &t, &buf, &e),
+                   0); /* short: parsed as usual */
+  assert_true(((float *)t.data)[0] == 1.0f);
+  free(buf);
+  assert_int_equal(codec_tensor(json_object_get(doc, "bad"), IN_FLOAT, "bad", &l, &t, &buf, &e),
+                   -1);
+  free(buf);
+  assert_int_equal(e.status, 400);
+  json_decref(doc);
+  lift_blobs_free(&blobs);
+  sb_free(&s);
+}
+
+/* What the lift leaves in the text: placeholders only where tensors go. */
+static void placeholders(void **state)
+{
+  (void)state;
+  char text[] = "{\"shape\": [1,2,3,4,5,6,7,8,9,10], \"inputs\": {\"a\": [1,2,3,4,5,6,7,8,9,10], "
+                "\"b\": {\"shape\": [10], \"data\": [1,2,3,4,5,6,7,8,9,10]}, \"c\": [1,2]}, "
+                "\"params\": {\"w\": [[1,2,3],[4,5,6],[7,8,9]]}, \"calls\": [[1,2,3,4,5,6,7,8,9]]}";
+  lift_blobs_t blobs;
+  size_t len = lift_body(text, strlen(text), 1000, &blobs);
+  text[len] = 0;
+  assert_string_equal(text, "{\"shape\": [1,2,3,4,5,6,7,8,9,10], \"inputs\": {\"a\": "
+                            "{\"\\u0001\":0}, \"b\": {\"shape\": [10], \"data\": {\"\\u0001\":1}}, "
+                            "\"c\": [1,2]}, \"params\": {\"w\": {\"\\u0001\":2}}, \"calls\": "
+                            "[[1,2,3,4,5,6,7,8,9]]}");
+  assert_int_equal(blobs.count, 3);
+  assert_int_equal(blobs.b[2].rank, 2);
+  assert_int_equal(blobs.b[2].shape[0], 3);
+  assert_int_equal(blobs.b[2].shape[1], 3);
+  assert_true(blobs.b[2].all_int);
+  assert_int_equal(((int64_t *)blobs.b[2].data)[8], 9);
+  lift_blobs_free(&blobs);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(numbers_as_jansson), cmocka_unit_test(arrays_same),
+      cmocka_unit_test(corpus_same),        cmocka_unit_test(random_same),
+      cmocka_unit_test(lifted_b64),         cmocka_unit_test(placeholders)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
