@@ -69,6 +69,8 @@ LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, doubl
     loss__v8f s0 = loss__v8f_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
     size_t end = k + 128 < C32 ? k + 128 : C32;
     for (; k < end; k += 32) {
+      /* the next row, while this one computes: its max pass then reads from cache */
+      __builtin_prefetch(z + C + k), __builtin_prefetch(z + C + k + 16);
       loss__v8f e0 = loss__vexp_neg(loss__v8f_load(z + k) - vm);
       loss__v8f e1 = loss__vexp_neg(loss__v8f_load(z + k + 8) - vm);
       loss__v8f e2 = loss__vexp_neg(loss__v8f_load(z + k + 16) - vm);
