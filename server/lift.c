@@ -146,7 +146,7 @@ static int store(scan_t *s, int is_int, int64_t iv, double dv)
     return 0;
   }
   if (b->count == s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 64;
+    size_t cap = s->cap ? s->cap * 2 : 256;
     if (cap > s->max) cap = s->max;
     void *d = realloc(b->data, cap * 8);
     if (!d) return -1;
@@ -200,9 +200,9 @@ static int scan_level(scan_t *s, int d)
   return 0;
 }
 
-/* Parse the array at p[i] into b; its end, or 0 when it is not a rectangular numeric array of
- * at least min numbers (b is then left empty). */
-static size_t scan_array(const char *p, size_t n, size_t i, size_t max, size_t min, lift_blob_t *b)
+/* Parse the array at p[i] into b; its end, or 0 when it is not a rectangular numeric array (b is
+ * then left empty). */
+static size_t scan_array(const char *p, size_t n, size_t i, size_t max, lift_blob_t *b)
 {
   memset(b, 0, sizeof *b);
   b->kind = LIFT_NUMBERS;
@@ -214,7 +214,7 @@ static size_t scan_array(const char *p, size_t n, size_t i, size_t max, size_t m
   }
   if (j >= n || p[j] == ']') return 0; /* empty arrays stay in the text */
   scan_t s = {.p = p, .n = n, .i = i, .max = max, .b = b};
-  if (scan_level(&s, 0) || b->count < min) {
+  if (scan_level(&s, 0)) {
     free(b->data);
     memset(b, 0, sizeof *b);
     return 0;
@@ -284,7 +284,7 @@ static void lift_b64(out_t *o, size_t st, size_t e, lift_blob_t *b, int k)
   emit(o, st, ph, e);
 }
 
-size_t lift_body_min(char *p, size_t n, size_t max_elems, size_t min_numbers, lift_blobs_t *out)
+size_t lift_body(char *p, size_t n, size_t max_elems, lift_blobs_t *out)
 {
   out->count = 0;
   frame_t stk[LIFT_MAX_DEPTH];
@@ -309,10 +309,10 @@ size_t lift_body_min(char *p, size_t n, size_t max_elems, size_t min_numbers, li
     } else if (c == '[' && in_value &&
                (f->key == KEY_DATA || f->parent == KEY_INPUTS || f->parent == KEY_PARAMS)) {
       lift_blob_t *b = &out->b[out->count];
-      size_t end = scan_array(p, n, i, max_elems, min_numbers, b);
+      size_t end = scan_array(p, n, i, max_elems, b);
       char ph[32];
       int phl = snprintf(ph, sizeof ph, "{\"\\u0001\":%d}", out->count);
-      if (end && end - i < (size_t)phl) { /* no room in place (short arrays, in tests) */
+      if (end && end - i < (size_t)phl) { /* no room in place: short arrays stay */
         free(b->data);
         end = 0;
       }
@@ -339,11 +339,6 @@ size_t lift_body_min(char *p, size_t n, size_t max_elems, size_t min_numbers, li
   }
   emit(&o, n, "", n);
   return o.w;
-}
-
-size_t lift_body(char *p, size_t n, size_t max_elems, lift_blobs_t *out)
-{
-  return lift_body_min(p, n, max_elems, LIFT_MIN_NUMBERS, out);
 }
 
 void lift_blobs_free(lift_blobs_t *b)

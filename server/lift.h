@@ -8,8 +8,6 @@
 #include <stdint.h>
 
 #define LIFT_MAX_BLOBS 64
-/* Numeric arrays shorter than this stay in the text (a shape has at most LOSS_MAX_RANK). */
-#define LIFT_MIN_NUMBERS (LOSS_MAX_RANK + 1)
 
 typedef enum { LIFT_B64, LIFT_NUMBERS } lift_kind_t;
 
@@ -32,15 +30,13 @@ typedef struct {
 
 /* Take tensor data out of the JSON text body[0..len), in place, and return the new length:
  *  - a "b64" string of at least 4096 characters is decoded and replaced by "#k";
- *  - a rectangular array of at least LIFT_MIN_NUMBERS numbers that is the value of "data" or of
- *    a key of an "inputs" or "params" object is parsed and replaced by {"\u0001":k}.
+ *  - a rectangular array of numbers that is the value of "data" or of a key of an "inputs" or
+ *    "params" object is parsed and replaced by {"\u0001":k} (when its text is long enough to
+ *    hold that placeholder: [1, 2] stays).
  * Anything else, including every malformed array, is left for jansson and the codec, whose
  * errors are then the same as without lifting. At most LIFT_MAX_BLOBS are lifted. */
 size_t lift_body(char *body, size_t len, size_t max_elems, lift_blobs_t *blobs);
 void lift_blobs_free(lift_blobs_t *blobs);
-/* The same with another threshold than LIFT_MIN_NUMBERS (tests lift every array they can). */
-size_t lift_body_min(char *body, size_t len, size_t max_elems, size_t min_numbers,
-                     lift_blobs_t *blobs);
 
 /* Parse the JSON number at p[0..n): strict JSON grammar, the whole text. Sets *is_int for an
  * integer literal (then *ival holds it) and *dval to the correctly rounded double (for an integer,

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (!body) return 0;
   memcpy(body, data + 1, size - 1);
   lift_blobs_t blobs;
-  size_t len = lift_body_min(body, size - 1, 4096, data[0] & 128 ? 1 : LIFT_MIN_NUMBERS, &blobs);
+  size_t len = lift_body(body, size - 1, 4096, &blobs);
   json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
   if (j) {
     codec_limits_t lim = {4096, &blobs};

@@ -139,13 +139,13 @@ typedef struct {
   void *bufs[REQ_MAX_TENSORS];
 } decoded_t;
 
-static void decode_body(const cat_desc_t *d, const char *text, size_t len, size_t min,
+static void decode_body(const cat_desc_t *d, const char *text, size_t len, int lift,
                         size_t max_elems, decoded_t *out, int *lifted)
 {
   char *body = malloc(len + 1);
   memcpy(body, text, len);
   lift_blobs_t blobs = {.count = 0};
-  size_t n = min ? lift_body_min(body, len, max_elems, min, &blobs) : len;
+  size_t n = lift ? lift_body(body, len, max_elems, &blobs) : len;
   *lifted = blobs.count;
   json_t *j = json_loadb(body, n, JSON_REJECT_DUPLICATES, NULL);
   memset(out, 0, sizeof *out);
@@ -180,9 +180,9 @@ static void decoded_free(decoded_t *d)
   for (int i = 0; i < d->n; i++) free(d->bufs[i]);
 }
 
-/* Decode text plainly and lifted (threshold min); the two must agree in every byte. Returns the
- * number of arrays lifted. */
-static int same_decode(const char *loss, const char *text, size_t min, size_t max_elems)
+/* Decode text plainly and lifted; the two must agree in every byte. Returns the number of arrays
+ * lifted. */
+static int same_decode(const char *loss, const char *text, size_t max_elems)
 {
   const cat_desc_t *d = cat_find(loss);
   if (!d) return 0;
@@ -190,7 +190,7 @@ static int same_decode(const char *loss, const char *text, size_t min, size_t ma
   int lifted, none;
   size_t len = strlen(text);
   decode_body(d, text, len, 0, max_elems, &a, &none);
-  decode_body(d, text, len, min, max_elems, &b, &lifted);
+  decode_body(d, text, len, 1, max_elems, &b, &lifted);
   if (a.rc != b.rc || a.status != b.status || strcmp(a.field, b.field) ||
       strcmp(a.message, b.message))
     fail_msg("%s: plain rc %d %d %s \"%s\", lifted rc %d %d %s \"%s\"\n%.300s", loss, a.rc,
@@ -221,7 +221,7 @@ static char *slurp(const char *path)
   return s;
 }
 
-/* Every request of the invalid corpus and of proto/examples, lifting every array it can. */
+/* Every request of the invalid corpus and of proto/examples. */
 static void corpus_same(void **state)
 {
   (void)state;
@@ -253,8 +253,8 @@ static void corpus_same(void **state)
         loss = name;
       }
       if (loss && raw) {
-        lifted += same_decode(loss, raw, 1, 1000000);
-        if (wide) lifted += same_decode(loss, wide, 1, 1000000);
+        lifted += same_decode(loss, raw, 1000000);
+        if (wide) lifted += same_decode(loss, wide, 1000000);
         files++;
       }
       free(btext);
@@ -317,9 +317,8 @@ static void arrays_same(void **state)
   };
   int lifted = 0;
   for (size_t i = 0; i < sizeof ce / sizeof *ce; i++) {
-    lifted += same_decode("cross_entropy", ce[i], 1, 1000);
-    same_decode("cross_entropy", ce[i], 1, 6); /* the element limit (413) */
-    same_decode("cross_entropy", ce[i], LIFT_MIN_NUMBERS, 1000);
+    lifted += same_decode("cross_entropy", ce[i], 1000);
+    same_decode("cross_entropy", ce[i], 6); /* the element limit (413) */
   }
   assert_true(lifted >= 20);
 }
@@ -354,7 +353,7 @@ static void random_same(void **state)
     sb_puts(&s, ", \"target\": [");
     for (int r = 0; r < rows; r++) sb_printf(&s, r ? ",%d" : "%d", rand() % cols);
     sb_puts(&s, "]}}");
-    same_decode("cross_entropy", s.p, 1, 100000);
+    same_decode("cross_entropy", s.p, 100000);
     sb_free(&s);
   }
 }
