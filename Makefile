@@ -152,7 +152,8 @@ test-deploy: all
 # Fuzz the request path (codec, jansson, every loss) with libFuzzer under ASan+UBSan:
 #   make fuzz FUZZ_SECONDS=300      (clang and libclang-rt-14-dev)
 FUZZ_SECONDS ?= 120
-FUZZ_SRC = tests/fuzz/fuzz_request.c server/catalog.c server/codec.c $(LIB_SRC)
+FUZZ_SRC = tests/fuzz/fuzz_request.c server/catalog.c server/codec.c server/lift.c server/b64.c \
+  server/dtoa.c $(LIB_SRC)
 $(BUILD)/fuzz/fuzz_request: $(FUZZ_SRC) | $(DEPS_STAMP)
 	@command -v clang >/dev/null || apt-get install -y -qq clang >/dev/null
 	@dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || apt-get install -y -qq libclang-rt-14-dev >/dev/null

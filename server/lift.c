@@ -301,7 +301,8 @@ size_t lift_body(char *p, size_t n, size_t max_elems, lift_blobs_t *out)
       if (f && f->type == '{' && f->want_key) {
         f->key = classify(p + i + 1, e - i - 1);
         f->want_key = 0;
-      } else if (in_value && f->key == KEY_B64 && e - i - 1 >= B64_MIN_CHARS) {
+      } else if (in_value && f->key == KEY_B64 && e - i - 1 >= B64_MIN_CHARS &&
+                 !memchr(p + i + 1, '\\', e - i - 1)) { /* "\/" is a '/' to jansson: left to it */
         lift_b64(&o, i + 1, e, &out->b[out->count], out->count);
         out->count++;
       }
