@@ -137,9 +137,7 @@ __attribute__((target("avx2"))) static size_t encode_avx2(const unsigned char *p
 
 static int have_avx2(void)
 {
-  static int cached = -1; /* benign race: every thread computes the same answer */
-  if (cached < 0) cached = __builtin_cpu_supports("avx2") ? 1 : 0;
-  return cached;
+  return __builtin_cpu_supports("avx2"); /* reads what libgcc's constructor found: no state here */
 }
 #endif
 
