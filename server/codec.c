@@ -263,16 +263,15 @@ static int all_integers(json_t *v, int depth)
   return !json_is_real(v);
 }
 
-/* The lifted numeric array that v ({"\u0001": k}) stands for, if it is one not yet taken. */
+/* The lifted numeric array that v ({"\u0001<nonce>": k}) stands for, if it is one of this
+ * body's, not yet taken. */
 static lift_blob_t *lifted(json_t *v, const codec_limits_t *lim)
 {
   if (!lim->blobs || !json_is_object(v) || json_object_size(v) != 1) return NULL;
-  json_t *k = json_object_get(v, "\x01");
+  void *it = json_object_iter(v);
+  json_t *k = json_object_iter_value(it);
   if (!json_is_integer(k)) return NULL;
-  json_int_t i = json_integer_value(k);
-  if (i < 0 || i >= lim->blobs->count) return NULL;
-  lift_blob_t *b = &lim->blobs->b[i];
-  return b->kind == LIFT_NUMBERS && b->data ? b : NULL;
+  return lift_numbers_ref(lim->blobs, json_object_iter_key(it), json_integer_value(k));
 }
 
 /* Give a lifted array to t in dtype want (int64 or float64), as the nested walk would. */
@@ -343,11 +342,9 @@ static int tensor_object(json_t *v, cat_in_kind_t kind, const char *field,
     if (!json_is_string(b64)) return api_error(e, 400, field, "%s.b64 must be a string", field);
     size_t len = json_string_length(b64), bytes = n * loss_dtype_size(t->dtype);
     const char *txt = json_string_value(b64);
-    if (lim->blobs && txt[0] == '#') { /* lifted out of the body before parsing */
-      int k = atoi(txt + 1);
-      lift_blob_t *bl = k >= 0 && k < lim->blobs->count ? &lim->blobs->b[k] : NULL;
-      if (!bl || bl->kind != LIFT_B64 || !bl->data || bl->bytes < 0)
-        return api_error(e, 400, field, "%s.b64 is not valid base64", field);
+    lift_blob_t *bl = lift_b64_ref(lim->blobs, txt);
+    if (bl) { /* lifted out of the body before parsing */
+      if (bl->bytes < 0) return api_error(e, 400, field, "%s.b64 is not valid base64", field);
       if ((size_t)bl->bytes != bytes)
         return api_error(e, 422, field, "%s.b64 holds %ld bytes, shape needs %zu", field, bl->bytes,
                          bytes);

@@ -187,7 +187,7 @@ static int one_call(req_t *r, const cat_desc_t *d, json_t *body, int in_batch, s
 static json_t *parse_body(req_t *r, sb_t *out, int *status, lift_blobs_t *blobs)
 {
   json_error_t je;
-  blobs->count = 0;
+  blobs->count = 0, blobs->nonce[0] = 0;
   size_t len = r->body ? lift_body(r->body, r->len, r->srv->cfg.max_elements, blobs) : 0;
   json_t *body = json_loadb(r->body ? r->body : "", len, JSON_REJECT_DUPLICATES, &je);
   if (!body) {

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #define LIFT_MAX_DEPTH 64
 #define B64_MIN_CHARS  4096
@@ -208,11 +210,10 @@ static size_t scan_array(const char *p, size_t n, size_t i, size_t max, lift_blo
   b->kind = LIFT_NUMBERS;
   b->all_int = 1;
   size_t j = i;
-  while (j < n && (p[j] == '[' || is_ws(p[j]))) {
-    if (p[j] == '[' && ++b->rank > LOSS_MAX_RANK) return 0;
-    j++;
-  }
-  if (j >= n || p[j] == ']') return 0; /* empty arrays stay in the text */
+  int rank = 0;
+  while (j < n && (p[j] == '[' || is_ws(p[j]))) rank += p[j++] == '[';
+  if (rank > LOSS_MAX_RANK || j >= n || p[j] == ']') return 0; /* empty arrays stay in the text */
+  b->rank = rank;
   scan_t s = {.p = p, .n = n, .i = i, .max = max, .b = b};
   if (scan_level(&s, 0)) {
     free(b->data);
@@ -272,21 +273,58 @@ static void emit(out_t *o, size_t upto, const char *text, size_t resume)
   o->done = resume;
 }
 
-static void lift_b64(out_t *o, size_t st, size_t e, lift_blob_t *b, int k)
+static void lift_b64(out_t *o, size_t st, size_t e, lift_blob_t *b, int k, const char *nonce)
 {
   memset(b, 0, sizeof *b);
   b->kind = LIFT_B64;
   long size = b64_decoded_size(o->p + st, e - st);
   b->data = malloc(size > 0 ? (size_t)size : 1);
   b->bytes = b->data && size >= 0 ? b64_decode(o->p + st, e - st, b->data, (size_t)size) : -1;
-  char ph[16];
-  snprintf(ph, sizeof ph, "#%d", k); /* fits: the string was >= 4096 characters */
+  char ph[32];
+  snprintf(ph, sizeof ph, "#%s%d", nonce, k); /* fits: the string was >= 4096 characters */
   emit(o, st, ph, e);
+}
+
+/* 64 bits from a per-thread splitmix64 stream seeded from the kernel's random source. */
+static uint64_t nonce64(void)
+{
+  static _Thread_local uint64_t state;
+  static _Thread_local int seeded;
+  if (!seeded) {
+    if (getrandom(&state, sizeof state, 0) != (ssize_t)sizeof state)
+      state = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&state;
+    seeded = 1;
+  }
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+lift_blob_t *lift_numbers_ref(lift_blobs_t *blobs, const char *key, long long k)
+{
+  if (!blobs || k < 0 || k >= blobs->count || key[0] != '\x01' || strcmp(key + 1, blobs->nonce))
+    return NULL;
+  lift_blob_t *b = &blobs->b[k];
+  return b->kind == LIFT_NUMBERS && b->data ? b : NULL;
+}
+
+lift_blob_t *lift_b64_ref(lift_blobs_t *blobs, const char *text)
+{
+  if (!blobs || !blobs->count || text[0] != '#') return NULL; /* the nonce is set by a lift */
+  size_t nl = strlen(blobs->nonce);
+  if (strncmp(text + 1, blobs->nonce, nl)) return NULL;
+  char *end;
+  long k = strtol(text + 1 + nl, &end, 10);
+  if (*end || end == text + 1 + nl || k < 0 || k >= blobs->count) return NULL;
+  lift_blob_t *b = &blobs->b[k];
+  return b->kind == LIFT_B64 && b->data ? b : NULL;
 }
 
 size_t lift_body(char *p, size_t n, size_t max_elems, lift_blobs_t *out)
 {
   out->count = 0;
+  snprintf(out->nonce, sizeof out->nonce, "%08x", (unsigned)nonce64());
   frame_t stk[LIFT_MAX_DEPTH];
   int depth = 0;
   out_t o = {p, 0, 0};
@@ -303,7 +341,7 @@ size_t lift_body(char *p, size_t n, size_t max_elems, lift_blobs_t *out)
         f->want_key = 0;
       } else if (in_value && f->key == KEY_B64 && e - i - 1 >= B64_MIN_CHARS &&
                  !memchr(p + i + 1, '\\', e - i - 1)) { /* "\/" is a '/' to jansson: left to it */
-        lift_b64(&o, i + 1, e, &out->b[out->count], out->count);
+        lift_b64(&o, i + 1, e, &out->b[out->count], out->count, out->nonce);
         out->count++;
       }
       i = e + 1;
@@ -311,8 +349,8 @@ size_t lift_body(char *p, size_t n, size_t max_elems, lift_blobs_t *out)
                (f->key == KEY_DATA || f->parent == KEY_INPUTS || f->parent == KEY_PARAMS)) {
       lift_blob_t *b = &out->b[out->count];
       size_t end = scan_array(p, n, i, max_elems, b);
-      char ph[32];
-      int phl = snprintf(ph, sizeof ph, "{\"\\u0001\":%d}", out->count);
+      char ph[40];
+      int phl = snprintf(ph, sizeof ph, "{\"\\u0001%s\":%d}", out->nonce, out->count);
       if (end && end - i < (size_t)phl) { /* no room in place: short arrays stay */
         free(b->data);
         end = 0;
