@@ -6,6 +6,9 @@ import os
 import signal
 import socket
 import struct
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import unittest
@@ -287,26 +290,46 @@ class Operations(unittest.TestCase):
     def test_sigterm_drains_in_flight(self):
         big = json.dumps({"inputs": {"logits": {"shape": [3000, 100], "data": [0.25] * 300000},
                                      "target": [3] * 3000}})
-        # The delay is long because the 16 client threads hold the GIL: the main thread's
-        # /readyz below can come a second after the signal.
-        with Server("--threads", "1", "--drain-delay", "2500", "--max-elements", "1000000") as s:
-            results = []
-
+        # The 16 clients run in a child process: in this one they would hold the GIL (parsing
+        # 300k-number answers) and the /readyz below could come after the drain delay. The
+        # child says "sent" once every body is written, so every connection has been accepted.
+        client = textwrap.dedent("""
+            import http.client, json, sys, threading
+            port, body = int(sys.argv[1]), sys.stdin.buffer.read()
+            results, sent, lock = [], [0], threading.Lock()
             def call():
                 try:
-                    results.append(s.post("/v1/losses/cross_entropy", big, timeout=60)[0])
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                    c.request("POST", "/v1/losses/cross_entropy", body=body,
+                              headers={"Content-Type": "application/json"})
+                    with lock:
+                        sent[0] += 1
+                        if sent[0] == 16:
+                            print("sent", flush=True)
+                    r = c.getresponse()
+                    r.read()
+                    results.append(r.status)
                 except Exception as e:  # a lost request is a failure
                     results.append(repr(e))
             ts = [threading.Thread(target=call) for _ in range(16)]
             for t in ts:
                 t.start()
-            time.sleep(0.3)
+            for t in ts:
+                t.join()
+            print(json.dumps(results), flush=True)
+        """)
+        with Server("--threads", "1", "--drain-delay", "1500", "--max-elements", "1000000") as s:
+            child = subprocess.Popen([sys.executable, "-c", client, str(s.port)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            child.stdin.write(big)
+            child.stdin.close()
+            self.assertEqual(child.stdout.readline().strip(), "sent")
             s.signal(signal.SIGTERM)
             time.sleep(0.1)
             self.assertEqual(s.get("/readyz")[0], 503)  # still serving during the drain delay
             self.assertEqual(s.get("/healthz")[0], 200)
-            for t in ts:
-                t.join()
+            results = json.loads(child.stdout.readline())
+            child.wait(30)
             self.assertEqual(results, [200] * 16)
             self.assertEqual(s.proc.wait(30), 0)
             log = s.read_log()
