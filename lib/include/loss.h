@@ -342,11 +342,13 @@ void loss_dwa_weights(const double *prev1, const double *prev2, double temperatu
 
 /* ---------------------------------------------------------------------------------------------
  * Vectorisable elementary functions used by the float32 kernels (exported for their tests).
- * loss_expf_approx: relative error <= 2e-7 (about 2 ulp) on [-87.3, 88.7]; 0 below, +inf
- * above; NaN propagates. loss_logf_approx: relative error <= 3e-7 for normal x > 0; -inf at 0
+ * loss_expf_approx: relative error <= 1.5e-7 (about 1 ulp) on [-87.33, 88.72]; 0 below, +inf
+ * above; NaN propagates. loss_expf_neg_approx: the same for x <= 0, by the variant the
+ * softmax kernels use. loss_logf_approx: relative error <= 3e-7 for normal x > 0; -inf at 0
  * and for subnormals; NaN below 0. Used by cross_entropy (exp) and kl_div (log) on float32.
  * ------------------------------------------------------------------------------------------- */
 float loss_expf_approx(float x);
+float loss_expf_neg_approx(float x);
 float loss_logf_approx(float x);
 
 #ifdef __cplusplus

@@ -40,7 +40,7 @@ static double wt(const ce_t *ce, size_t c)
 LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, double sc, float *g,
                                 double *loss)
 {
-  size_t C = ce->c, k = 0, C32 = C & ~(size_t)31;
+  size_t C = ce->c, k = 0, C32 = C & ~(size_t)31, C8 = C & ~(size_t)7;
   loss__v8f m0 = loss__v8f_splat(-__builtin_inff()), m1 = m0, m2 = m0, m3 = m0;
   loss__v8f b0 = loss__v8f_splat(0.0f), b1 = b0;
   for (; k < C32; k += 32) {
@@ -51,11 +51,17 @@ LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, doubl
     b0 += (x0 + x1) * 0.0f; /* NaN iff some x is NaN or infinite */
     b1 += (x2 + x3) * 0.0f;
   }
+  for (; k < C8; k += 8) {
+    loss__v8f x0 = loss__v8f_load(z + k);
+    m0 = loss__vselect(x0 > m0, x0, m0);
+    b0 += x0 * 0.0f;
+  }
+  m0 = loss__vselect(m1 > m0, m1, m0), m2 = loss__vselect(m3 > m2, m3, m2);
+  m0 = loss__vselect(m2 > m0, m2, m0), b0 += b1;
   float m = -__builtin_inff(), bad = 0.0f;
   for (int j = 0; j < 8; j++) {
-    float mj = fmaxf(fmaxf(m0[j], m1[j]), fmaxf(m2[j], m3[j]));
-    m = mj > m ? mj : m;
-    bad += b0[j] + b1[j];
+    m = m0[j] > m ? m0[j] : m;
+    bad += b0[j];
   }
   for (; k < C; k++) {
     m = z[k] > m ? z[k] : m;
@@ -83,8 +89,14 @@ LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, doubl
     }
     sum += loss__vsum_d((s0 + s1) + (s2 + s3));
   }
+  for (; k < C8; k += 8) {
+    __builtin_prefetch(z + C + k);
+    loss__v8f e0 = loss__vexp_neg(loss__v8f_load(z + k) - vm);
+    if (g) loss__v8f_store(g + k, e0);
+    sum += loss__vsum_d(e0);
+  }
   for (; k < C; k++) {
-    float e = expf(z[k] - m);
+    float e = loss__vexp_neg(loss__v8f_splat(z[k] - m))[0];
     if (g) g[k] = e;
     sum += e;
   }

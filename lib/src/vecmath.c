@@ -7,6 +7,11 @@ float loss_expf_approx(float x)
   return loss__vexp(loss__v8f_splat(x))[0];
 }
 
+float loss_expf_neg_approx(float x)
+{
+  return loss__vexp_neg(loss__v8f_splat(x))[0];
+}
+
 float loss_logf_approx(float x)
 {
   return loss__vlog(loss__v8f_splat(x))[0];
