@@ -141,21 +141,27 @@ def median_row(name, runs):
 def main():
     small = json.dumps({"inputs": {"logits": [[0.1 * i + j for i in range(10)] for j in range(8)],
                                    "target": [1, 2, 3, 4, 5, 6, 7, 8]}})
+    # The same route with almost nothing to parse, compute or encode: what the request path
+    # itself (MHD, suspend, the pool hand-off, resume) costs, i.e. the ceiling for [8,10].
+    tiny = json.dumps({"inputs": {"logits": [[0.5, 1.5]], "target": [1]}})
     ng, nport, ntmp = nginx_fixed()
     rows = []
     try:
         with Server("--threads", "2", "--access-log", "false", "--max-body", "268435456") as s:
             base = f"http://127.0.0.1:{s.port}"
             # Rounds interleave the targets, so that this VM's drifts in speed hit all of them.
-            runs = {"nginx": [], "healthz": [], "ce": []}
+            runs = {"nginx": [], "healthz": [], "ce": [], "tiny": []}
             for _ in range(ROUNDS):
                 runs["nginx"].append(wrk(f"http://127.0.0.1:{nport}/"))
                 runs["healthz"].append(wrk(base + "/healthz"))
                 runs["ce"].append(wrk(base + "/v1/losses/cross_entropy", small))
+                runs["tiny"].append(wrk(base + "/v1/losses/cross_entropy", tiny))
             rows.append(median_row("nginx fixed response", runs["nginx"]))
             rows.append(median_row("lossd /healthz", runs["healthz"]))
             rows.append(median_row("lossd cross_entropy [8,10]", runs["ce"]))
+            rows.append(median_row("lossd cross_entropy [1,2]", runs["tiny"]))
             ratios = sorted(c[0] / n[0] for c, n in zip(runs["ce"], runs["nginx"]))
+            tiny_ratios = sorted(c[0] / n[0] for c, n in zip(runs["tiny"], runs["nginx"]))
             big_ms, py_ms, kernel_ms, nbytes = large_request(s)
             mt = {}
             mt["1 session x 8 ranks"] = steps_per_s(s, 1, 8, 300)
@@ -178,6 +184,8 @@ def main():
     ratio = statistics.median(ratios)
     print(f"small cross_entropy rate = {ratio:.0%} of nginx's fixed response, median of the rounds' "
           f"ratios ({', '.join(f'{r:.0%}' for r in ratios)}; target >= 50%)")
+    print(f"request-path ceiling: cross_entropy [1,2] at {statistics.median(tiny_ratios):.0%} of "
+          f"nginx ({', '.join(f'{r:.0%}' for r in tiny_ratios)})")
     print(f"large b64 cross_entropy f32 [512,32000] ({nbytes / 1e6:.0f} MB body): {big_ms:.0f} ms end to "
           f"end (curl), kernel {kernel_ms:.0f} ms, ratio {big_ms / kernel_ms:.1f}x (target <= 8x); "
           f"Python http.client {py_ms:.0f} ms ({py_ms / kernel_ms:.1f}x)")
