@@ -16,6 +16,7 @@
 
 typedef float loss__v8f __attribute__((vector_size(32)));
 typedef int32_t loss__v8i __attribute__((vector_size(32)));
+typedef uint32_t loss__v8u __attribute__((vector_size(32))); /* bit arithmetic that may wrap */
 typedef double loss__v4d __attribute__((vector_size(32)));
 
 static inline __attribute__((always_inline)) loss__v8f loss__v8f_splat(float x)
@@ -76,7 +77,7 @@ static inline __attribute__((always_inline)) loss__v8f loss__vexp_neg(loss__v8f 
 {
   loss__v8i ti;
   loss__v8f y = loss__vexp_core(x, &ti);
-  y = (loss__v8f)((loss__v8i)y + ((ti << 20) & (int32_t)0xff800000));
+  y = (loss__v8f)((loss__v8u)y + (((loss__v8u)ti << 20) & 0xff800000u));
   return loss__vselect(x < -87.33654f, loss__v8f_splat(0.0f), y);
 }
 
@@ -84,9 +85,9 @@ static inline __attribute__((always_inline)) loss__v8f loss__vexp(loss__v8f x)
 {
   loss__v8i ti;
   loss__v8f p = loss__vexp_core(x, &ti);
-  loss__v8i k = (ti - (loss__v8i)loss__v8f_splat(12582912.0f)) >> 3;
+  loss__v8i k = (loss__v8i)((loss__v8u)ti - (loss__v8u)loss__v8f_splat(12582912.0f)) >> 3;
   loss__v8i top = k > 127; /* 2^128 does not exist: scale by 2^(k-1), then double */
-  loss__v8f y = p * (loss__v8f)((k + top + 127) << 23);
+  loss__v8f y = p * (loss__v8f)((loss__v8u)(k + top + 127) << 23);
   y = loss__vselect(top, y * 2.0f, y);
   y = loss__vselect(x < -87.33654f, loss__v8f_splat(0.0f), y);
   y = loss__vselect(x > 88.72283f, loss__v8f_splat(__builtin_inff()), y);
