@@ -10,6 +10,7 @@
 #include "lift.h"
 
 #include "b64.h"
+#include "pow5.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -28,9 +29,62 @@ static int digit(char c)
   return c >= '0' && c <= '9';
 }
 
+/* The value of eight ASCII digits loaded little-endian, or UINT32_MAX if one is not a digit
+ * (SWAR: two multiplies combine the digits pairwise, then in fours). */
+static uint32_t eight_digits(uint64_t v)
+{
+  if ((v & 0xf0f0f0f0f0f0f0f0ull) != 0x3030303030303030ull ||
+      ((v + 0x0606060606060606ull) & 0xf0f0f0f0f0f0f0f0ull) != 0x3030303030303030ull)
+    return UINT32_MAX;
+  v -= 0x3030303030303030ull;
+  v = v * 10 + (v >> 8); /* each even byte: two digits */
+  v = ((v & 0x000000ff000000ffull) * (100 + (1000000ull << 32)) +
+       ((v >> 16) & 0x000000ff000000ffull) * (1 + (10000ull << 32))) >>
+      32;
+  return (uint32_t)v;
+}
+
+/* w * 10^q for 0 < w < 2^64 by the Eisel-Lemire method (Lemire 2021, section 5): w times a
+ * 128-bit truncation of 5^q gives the 54 leading bits of the result and, from the bits below,
+ * whether the truncation could have moved them; -1 when it could, when the result would be
+ * subnormal or overflow, or when it lies too near a tie to round without the exact value. The
+ * caller then asks strtod, so every value returned is the correctly rounded double. */
+static int eisel_lemire(uint64_t w, long q, double *out)
+{
+  __extension__ typedef unsigned __int128 u128;
+  if (q < POW5_QMIN || q > POW5_QMAX) return -1;
+  const uint64_t *t = pow5_128[q - POW5_QMIN];
+  int lz = __builtin_clzll(w);
+  w <<= lz;
+  u128 p = (u128)w * t[0];
+  uint64_t hi = (uint64_t)(p >> 64), lo = (uint64_t)p;
+  if ((hi & 0x1ff) == 0x1ff && lo + w < lo) { /* the low half of 5^q may carry into hi */
+    u128 p2 = (u128)w * t[1];
+    uint64_t lo2 = (uint64_t)p2, mid = lo + (uint64_t)(p2 >> 64);
+    if (mid < lo) hi++;
+    if (mid + 1 == 0 && (hi & 0x1ff) == 0x1ff && lo2 + w < lo2) return -1;
+    lo = mid;
+  }
+  uint64_t upper = hi >> 63, m = hi >> (upper + 9);
+  lz += (int)(1 ^ upper);
+  if (lo == 0 && (hi & 0x1ff) == 0 && (m & 3) == 1) return -1; /* maybe a tie */
+  m += m & 1;                                                  /* round half up ... */
+  m >>= 1;
+  if (m >= (1ull << 53)) { /* ... into the next binade */
+    m = 1ull << 52;
+    lz--;
+  }
+  int64_t e = ((217706 * (int64_t)q) >> 16) + 1024 + 63 - lz; /* floor(q log2 10): biased */
+  if (e < 1 || e > 2046) return -1;
+  uint64_t bits = (m & ~(1ull << 52)) | (uint64_t)e << 52;
+  memcpy(out, &bits, sizeof bits);
+  return 0;
+}
+
 /* Correctly rounded w * 10^q for a significand of at most 19 digits (truncated: digits beyond
  * were dropped, not all zero). Where w < 2^53 and |q| <= 22, one IEEE multiply or divide of two
- * exact values rounds correctly (Clinger's fast path); the rest go to strtod on the literal. */
+ * exact values rounds correctly (Clinger's fast path); otherwise Eisel-Lemire, which settles
+ * all but rare near-ties; the rest go to strtod on the literal. */
 static int real_value(uint64_t w, long q, int truncated, int neg, const char *p, size_t n,
                       double *out)
 {
@@ -45,6 +99,10 @@ static int real_value(uint64_t w, long q, int truncated, int neg, const char *p,
     double d = (double)w;
     d = q >= 0 ? d * pow10[q] : d / pow10[-q];
     *out = neg ? -d : d;
+    return 0;
+  }
+  if (!truncated && !eisel_lemire(w, q, out)) {
+    if (neg) *out = -*out;
     return 0;
   }
   char buf[128];
@@ -79,6 +137,14 @@ static size_t number_at(const char *p, size_t n, int *is_int, int64_t *ival, dou
   }
   if (i < n && p[i] == '.') {
     size_t s = ++i;
+    /* eight significant digits at a time while they fit in w */
+    while (w && nd <= 11 && i + 8 <= n) {
+      uint64_t v;
+      memcpy(&v, p + i, 8);
+      uint32_t e8 = eight_digits(v);
+      if (e8 == UINT32_MAX) break;
+      w = w * 100000000u + e8, nd += 8, q -= 8, i += 8;
+    }
     for (; i < n && digit(p[i]); i++) {
       unsigned d = (unsigned)(p[i] - '0');
       if (nd < 19) {

@@ -130,6 +130,49 @@ static void numbers_as_jansson(void **state)
   }
 }
 
+/* Reals of up to 19 digits take the Eisel-Lemire path unless they are near a tie: held to
+ * strtod on random doubles over the whole exponent range at 15 to 19 digits, and on 19-digit
+ * decimals within 1e-19 of the midpoint between two neighbouring doubles (exact in long double),
+ * where the path must detect that it cannot decide. */
+static void reals_as_strtod(void **state)
+{
+  (void)state;
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  char lit[64];
+  for (int k = 0; k < 400000; k++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    double d;
+    memcpy(&d, &x, sizeof d);
+    if (!isfinite(d) || d == 0) continue;
+    long double mid = ((long double)d + (long double)nextafter(d, INFINITY)) / 2;
+    switch (k % 6) {
+    case 0:
+      snprintf(lit, sizeof lit, "%.17g", d);
+      break;
+    case 1:
+      snprintf(lit, sizeof lit, "%.16g", d);
+      break;
+    case 2:
+      snprintf(lit, sizeof lit, "%.15g", d);
+      break;
+    case 3:
+      snprintf(lit, sizeof lit, "%.18Le", mid);
+      break;
+    case 4:
+      snprintf(lit, sizeof lit, "%.17Le", mid);
+      break;
+    default:
+      snprintf(lit, sizeof lit, "%.18e", d);
+    }
+    int is_int = 0;
+    int64_t iv;
+    double got, ref = strtod(lit, NULL);
+    if (isinf(ref)) continue; /* rejected as jansson does, checked above */
+    assert_int_equal(lift_number(lit, strlen(lit), &is_int, &iv, &got), 0);
+    if (memcmp(&got, &ref, sizeof got)) fail_msg("%s: %.17g, strtod %.17g", lit, got, ref);
+  }
+}
+
 /* ---- bodies: the same decode with and without lifting --------------------------------------- */
 
 typedef struct {
@@ -481,9 +524,10 @@ static void forged_placeholders(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(numbers_as_jansson), cmocka_unit_test(arrays_same),
-      cmocka_unit_test(corpus_same),        cmocka_unit_test(random_same),
-      cmocka_unit_test(lifted_b64),         cmocka_unit_test(placeholders),
-      cmocka_unit_test(escaped_b64),        cmocka_unit_test(forged_placeholders)};
+      cmocka_unit_test(numbers_as_jansson), cmocka_unit_test(reals_as_strtod),
+      cmocka_unit_test(arrays_same),        cmocka_unit_test(corpus_same),
+      cmocka_unit_test(random_same),        cmocka_unit_test(lifted_b64),
+      cmocka_unit_test(placeholders),       cmocka_unit_test(escaped_b64),
+      cmocka_unit_test(forged_placeholders)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
