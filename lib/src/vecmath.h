@@ -66,7 +66,12 @@ static inline __attribute__((always_inline)) loss__v8f loss__vexp_core(loss__v8f
   *ti = (loss__v8i)t;
   loss__v8f r = x - n * 0.086669921875f; /* ln2/8 in 10 bits: n * this is exact */
   r = r - n * -2.65243050e-5f;           /* ln2/8 - 0.086669921875 */
-  loss__v8f tj = __builtin_shuffle(tab, *ti) /* vpermps: j = low 3 bits */;
+#if defined(__clang__)                   /* no variable-index __builtin_shuffle; lane by lane */
+  loss__v8f tj;
+  for (int l = 0; l < 8; l++) tj[l] = tab[(*ti)[l] & 7];
+#else
+  loss__v8f tj = __builtin_shuffle(tab, *ti); /* vpermps: j = the low 3 bits */
+#endif
   loss__v8f q = (r * 0.1666685789823532f + 0.500064492225647f) * (r * r) + r;
   return tj * q + tj;
 }
