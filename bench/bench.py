@@ -181,6 +181,9 @@ def main():
             if name == "cross_entropy" and shape.endswith("[512,32000]"):
                 bound = 3 * 512 * 32000 * 4 / (bw * 1e9) * 1e3
                 note += f"bandwidth bound {bound:.2f} ms ({ms / bound:.2f}x)"
+            if name == "sinkhorn":  # one pass over the n x n kernel per iteration, ~5 more around them
+                bound = (100 + 5) * 1024 * 1024 * 8 / (bw * 1e9) * 1e3
+                note += f"bandwidth bound {bound:.2f} ms ({ms / bound:.2f}x)"
             ratio = rms / ms
             ratios.append(ratio)
             ok = "ok" if ratio >= target else "MISS"
