@@ -143,10 +143,8 @@ static void sb_float(sb_t *s, float v)
     sb_putn(s, "null", 4);
     return;
   }
-  if (sb_reserve(s, 24)) return;
-  int n = snprintf(s->p + s->len, 24, "%.9g", (double)v); /* 9 digits round-trip float32 */
-  if (!strpbrk(s->p + s->len, ".eEn")) n += snprintf(s->p + s->len + n, 24 - (size_t)n, ".0");
-  s->len += (size_t)n;
+  if (sb_reserve(s, 32)) return;
+  s->len += (size_t)lossd_ftoa(v, s->p + s->len); /* shortest text that reads back as v */
 }
 
 void sb_jstr(sb_t *s, const char *str)

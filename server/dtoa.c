@@ -1,4 +1,5 @@
-/* dtoa.c - shortest round-trip text of a double (Grisu2, as in Loitsch 2010 and RapidJSON).
+/* dtoa.c - shortest round-trip text of a double or a float (Grisu2, as in Loitsch 2010 and
+ * RapidJSON; the float uses the same steps on its 24-bit significand and narrower interval).
  *
  * glibc's printf("%.17g") computes every digit with multi-precision arithmetic; on a small loss
  * request it was a third of the server's CPU. Grisu2 needs one 64x64->128 multiplication per
@@ -169,18 +170,15 @@ static void digit_gen(diyfp W, diyfp Mp, uint64_t delta, char *buf, int *len, in
   }
 }
 
-/* Digits of v > 0 into buf (up to 17), their count in *len, and v = digits * 10^K. */
-static void grisu2(double v, char *buf, int *len, int *K)
+/* Digits of w = f 2^e > 0 into buf (up to 17), their count in *len, and w = digits * 10^K.
+ * lower_closer: f is the smallest significand of its binade, so the next value down is half as
+ * far away as the next value up (the boundaries of the rounding interval are then asymmetric). */
+static void grisu2(uint64_t f, int e, int lower_closer, char *buf, int *len, int *K)
 {
-  uint64_t u;
-  memcpy(&u, &v, sizeof u);
-  int be = (int)((u >> 52) & 0x7FF);
-  uint64_t sig = u & 0x000FFFFFFFFFFFFFull;
-  diyfp w = be ? (diyfp){sig | 0x0010000000000000ull, be - 1075} : (diyfp){sig, -1074};
+  diyfp w = {f, e};
   /* boundaries m- and m+, normalised to m+'s exponent */
   diyfp pl = normalize((diyfp){(w.f << 1) + 1, w.e - 1});
-  diyfp mi = w.f == 0x0010000000000000ull ? (diyfp){(w.f << 2) - 1, w.e - 2}
-                                          : (diyfp){(w.f << 1) - 1, w.e - 1};
+  diyfp mi = lower_closer ? (diyfp){(w.f << 2) - 1, w.e - 2} : (diyfp){(w.f << 1) - 1, w.e - 1};
   mi.f <<= mi.e - pl.e;
   mi.e = pl.e;
   /* a cached power c = 10^-k with exponent such that the product lands in [-60, -32] */
@@ -196,22 +194,11 @@ static void grisu2(double v, char *buf, int *len, int *K)
   digit_gen(W, Wp, Wp.f - Wm.f, buf, len, K);
 }
 
-int lossd_dtoa(double v, char *out)
+/* JSON text of the value digits * 10^K (a leading '-' when neg) into p; returns the length. */
+static int format(const char *d, int len, int K, int neg, char *out)
 {
   char *p = out;
-  uint64_t u;
-  memcpy(&u, &v, sizeof u);
-  if (u >> 63) {
-    *p++ = '-';
-    v = -v;
-  }
-  if (v == 0) {
-    memcpy(p, "0.0", 4);
-    return (int)(p - out) + 3;
-  }
-  char d[24];
-  int len, K;
-  grisu2(v, d, &len, &K);
+  if (neg) *p++ = '-';
   int exp10 = len + K; /* v = 0.d1d2... * 10^exp10 */
   if (exp10 > 0 && exp10 <= 21) {
     if (len <= exp10) { /* an integer: digits, zeros, ".0" */
@@ -259,4 +246,36 @@ int lossd_dtoa(double v, char *out)
   }
   *p = 0;
   return (int)(p - out);
+}
+
+int lossd_dtoa(double v, char *out)
+{
+  uint64_t u;
+  memcpy(&u, &v, sizeof u);
+  int neg = (int)(u >> 63), be = (int)((u >> 52) & 0x7FF);
+  uint64_t sig = u & 0x000FFFFFFFFFFFFFull;
+  if (!be && !sig) return format("0", 1, -1, neg, out); /* "0.0", "-0.0" */
+  char d[24];
+  int len, K;
+  if (be)
+    grisu2(sig | 0x0010000000000000ull, be - 1075, !sig && be > 1, d, &len, &K);
+  else
+    grisu2(sig, -1074, 0, d, &len, &K);
+  return format(d, len, K, neg, out);
+}
+
+int lossd_ftoa(float v, char *out)
+{
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  int neg = (int)(u >> 31), be = (int)((u >> 23) & 0xFF);
+  uint32_t sig = u & 0x007FFFFFu;
+  if (!be && !sig) return format("0", 1, -1, neg, out);
+  char d[24];
+  int len, K;
+  if (be)
+    grisu2(sig | 0x00800000u, be - 150, !sig && be > 1, d, &len, &K);
+  else
+    grisu2(sig, -149, 0, d, &len, &K);
+  return format(d, len, K, neg, out);
 }

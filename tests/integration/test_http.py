@@ -115,6 +115,22 @@ class Http(unittest.TestCase):
         g = b["grads"]["logits"]
         self.assertEqual((g["dtype"], g["shape"]), ("float32", [2, 3]))
         self.assertTrue(close_to(unb64(g), ref["grads"]["logits"]["data"], 1e-5, 1e-7))
+        # float32 b64 in, JSON out: the shortest text of each float32, which reads back to the
+        # same bits as the b64 answer
+        import random
+        rnd = random.Random(5)
+        zf = [rnd.gauss(0, 3) for _ in range(4 * 250)]
+        inputs = {"logits": {"shape": [4, 250], "dtype": "float32", "b64": b64("f", zf)},
+                  "target": [0, 7, 99, 249]}
+        st, _, bj = self.s.post("/v1/losses/cross_entropy", {"inputs": inputs}, raw=True)
+        st2, _, bb = self.s.post("/v1/losses/cross_entropy", {"inputs": inputs, "encoding": "b64"})
+        self.assertEqual((st, st2), (200, 200))
+        text = bj.decode()
+        data = json.loads(text)["grads"]["logits"]["data"]
+        self.assertEqual(struct.pack("<1000f", *data), base64.b64decode(bb["grads"]["logits"]["b64"]))
+        arr = text[text.index('"data":[') + 8:text.index("]", text.index('"data":['))]
+        digits = [len(t.split("e")[0].lstrip("-").replace(".", "").strip("0")) for t in arr.split(",")]
+        self.assertLessEqual(max(digits), 9)  # float32 text: 9 significant digits at most
         # scalar form and reduction none with grad_output
         st, _, b = self.s.post("/v1/losses/multitask", {"inputs": {"losses": [1.5, 2]}})
         self.assertEqual((st, b["loss"]), (200, 3.5))
