@@ -137,6 +137,21 @@ void sb_double(sb_t *s, double v)
   s->len += (size_t)lossd_dtoa(v, s->p + s->len); /* shortest text that reads back as v */
 }
 
+/* A decimal integer without printf (shapes and integer tensors are written per element). */
+static void sb_int(sb_t *s, long long v)
+{
+  if (sb_reserve(s, 24)) return;
+  char t[24], *p = s->p + s->len;
+  unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+  int n = 0;
+  do t[n++] = (char)('0' + u % 10);
+  while (u /= 10);
+  if (v < 0) *p++ = '-';
+  while (n) *p++ = t[--n];
+  *p = 0;
+  s->len = (size_t)(p - s->p);
+}
+
 static void sb_float(sb_t *s, float v)
 {
   if (!isfinite(v)) {
@@ -614,7 +629,10 @@ fail:
 static void encode_shape(sb_t *s, const loss_output_t *o)
 {
   sb_puts(s, "[");
-  for (int i = 0; i < o->rank; i++) sb_printf(s, i ? ",%zu" : "%zu", o->shape[i]);
+  for (int i = 0; i < o->rank; i++) {
+    if (i) sb_putn(s, ",", 1);
+    sb_int(s, (long long)o->shape[i]);
+  }
   sb_puts(s, "]");
 }
 
@@ -635,10 +653,10 @@ static void encode_value(sb_t *s, const loss_output_t *o, size_t i)
     sb_double(s, ((const double *)o->data)[i]);
     break;
   case LOSS_INT32:
-    sb_printf(s, "%d", ((const int32_t *)o->data)[i]);
+    sb_int(s, ((const int32_t *)o->data)[i]);
     break;
   case LOSS_INT64:
-    sb_printf(s, "%lld", (long long)((const int64_t *)o->data)[i]);
+    sb_int(s, (long long)((const int64_t *)o->data)[i]);
     break;
   }
 }
@@ -667,7 +685,7 @@ static void encode_output(sb_t *s, const loss_output_t *o, int b64)
   if (o->kind == LOSS_OUT_BOOL) {
     sb_puts(s, *(const int64_t *)o->data ? "true" : "false");
   } else if (o->kind == LOSS_OUT_INT) {
-    sb_printf(s, "%lld", (long long)*(const int64_t *)o->data);
+    sb_int(s, (long long)*(const int64_t *)o->data);
   } else if (o->kind == LOSS_OUT_ROWS) {
     /* [[b, h, start, end, score], ...]: the first four are integers. */
     const double *v = o->data;
@@ -677,7 +695,7 @@ static void encode_output(sb_t *s, const loss_output_t *o, int b64)
       for (size_t c = 0; c < o->shape[1]; c++) {
         if (c) sb_putn(s, ",", 1);
         if (c + 1 < o->shape[1])
-          sb_printf(s, "%lld", (long long)v[r * o->shape[1] + c]);
+          sb_int(s, (long long)v[r * o->shape[1] + c]);
         else
           sb_double(s, v[r * o->shape[1] + c]);
       }

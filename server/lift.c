@@ -339,6 +339,22 @@ static void emit(out_t *o, size_t upto, const char *text, size_t resume)
   o->done = resume;
 }
 
+/* Placeholder text without printf (it runs for every array of every request): pre, the nonce,
+ * mid, k (0 <= k < 100), post. Returns the length; ph holds at least 40 bytes. */
+static int placeholder(char *ph, const char *pre, const char *nonce, const char *mid, int k,
+                       const char *post)
+{
+  int n = 0;
+  for (const char *t = pre; *t; t++) ph[n++] = *t;
+  memcpy(ph + n, nonce, 8), n += 8;
+  for (const char *t = mid; *t; t++) ph[n++] = *t;
+  if (k >= 10) ph[n++] = (char)('0' + k / 10);
+  ph[n++] = (char)('0' + k % 10);
+  for (const char *t = post; *t; t++) ph[n++] = *t;
+  ph[n] = 0;
+  return n;
+}
+
 static void lift_b64(out_t *o, size_t st, size_t e, lift_blob_t *b, int k, const char *nonce)
 {
   memset(b, 0, sizeof *b);
@@ -346,8 +362,8 @@ static void lift_b64(out_t *o, size_t st, size_t e, lift_blob_t *b, int k, const
   long size = b64_decoded_size(o->p + st, e - st);
   b->data = malloc(size > 0 ? (size_t)size : 1);
   b->bytes = b->data && size >= 0 ? b64_decode(o->p + st, e - st, b->data, (size_t)size) : -1;
-  char ph[32];
-  snprintf(ph, sizeof ph, "#%s%d", nonce, k); /* fits: the string was >= 4096 characters */
+  char ph[40];
+  placeholder(ph, "#", nonce, "", k, ""); /* fits: the string was >= 4096 characters */
   emit(o, st, ph, e);
 }
 
@@ -390,7 +406,9 @@ lift_blob_t *lift_b64_ref(lift_blobs_t *blobs, const char *text)
 size_t lift_body(char *p, size_t n, size_t max_elems, lift_blobs_t *out)
 {
   out->count = 0;
-  snprintf(out->nonce, sizeof out->nonce, "%08x", (unsigned)nonce64());
+  uint32_t x = (uint32_t)nonce64();
+  for (int j = 0; j < 8; j++) out->nonce[j] = "0123456789abcdef"[(x >> (28 - 4 * j)) & 15];
+  out->nonce[8] = 0;
   frame_t stk[LIFT_MAX_DEPTH];
   int depth = 0;
   out_t o = {p, 0, 0};
@@ -416,7 +434,7 @@ size_t lift_body(char *p, size_t n, size_t max_elems, lift_blobs_t *out)
       lift_blob_t *b = &out->b[out->count];
       size_t end = scan_array(p, n, i, max_elems, b);
       char ph[40];
-      int phl = snprintf(ph, sizeof ph, "{\"\\u0001%s\":%d}", out->nonce, out->count);
+      int phl = placeholder(ph, "{\"\\u0001", out->nonce, "\":", out->count, "}");
       if (end && end - i < (size_t)phl) { /* no room in place: short arrays stay */
         free(b->data);
         end = 0;
