@@ -140,17 +140,24 @@ static void digit_gen(diyfp W, diyfp Mp, uint64_t delta, char *buf, int *len, in
   uint64_t wp_w = Mp.f - W.f;
   uint32_t p1 = (uint32_t)(Mp.f >> -one.e);
   uint64_t p2 = Mp.f & (one.f - 1);
-  int kappa = digits32(p1);
-  *len = 0;
+  int kappa = digits32(p1), n = 0; /* n: digits so far (a local: *len would alias buf) */
+  if (p2 > delta) {                /* no prefix of p1 can end the number: all its digits at once */
+    if (p1) {
+      for (int i = kappa; i > 0; p1 /= 10) buf[--i] = (char)('0' + p1 % 10);
+      n = kappa;
+    }
+    kappa = 0;
+  }
   while (kappa > 0) {
     uint32_t d = div10(kappa - 1, p1);
     p1 -= d * pow10_32[kappa - 1];
-    if (d || *len) buf[(*len)++] = (char)('0' + d);
+    if (d || n) buf[n++] = (char)('0' + d);
     kappa--;
     uint64_t tmp = ((uint64_t)p1 << -one.e) + p2;
     if (tmp <= delta) {
       *K += kappa;
-      grisu_round(buf, *len, delta, tmp, pow10_64[kappa] << -one.e, wp_w);
+      *len = n;
+      grisu_round(buf, n, delta, tmp, pow10_64[kappa] << -one.e, wp_w);
       return;
     }
   }
@@ -158,13 +165,14 @@ static void digit_gen(diyfp W, diyfp Mp, uint64_t delta, char *buf, int *len, in
     p2 *= 10;
     delta *= 10;
     char d = (char)(p2 >> -one.e);
-    if (d || *len) buf[(*len)++] = (char)('0' + d);
+    if (d || n) buf[n++] = (char)('0' + d);
     p2 &= one.f - 1;
     kappa--;
     if (p2 < delta) {
       *K += kappa;
+      *len = n;
       int idx = -kappa;
-      grisu_round(buf, *len, delta, p2, one.f, wp_w * (idx < 20 ? pow10_64[idx] : 0));
+      grisu_round(buf, n, delta, p2, one.f, wp_w * (idx < 20 ? pow10_64[idx] : 0));
       return;
     }
   }
