@@ -1,7 +1,8 @@
 /* bench_kernels.c - time one libloss kernel on input files written by bench/bench.py.
  *
  *   bench_kernels CASE DIR REPEATS   prints "CASE <median ms>"
- *   bench_kernels bandwidth          prints "bandwidth <GB/s>" (a read + write pass, 1 thread)
+ *   bench_kernels bandwidth          prints "bandwidth <GB/s> read <GB/s>" (a copy pass and a
+ *                                    read-only pass, 1 thread)
  * Inputs are raw little-endian files DIR/<name>.bin with their shapes in DIR/<name>.shape. */
 #include "loss.h"
 
@@ -52,22 +53,33 @@ static int cmp(const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
-static double bandwidth(void)
+/* Memory bandwidth in GB/s, 1 thread, best of 5 passes over 256 MiB: *copy counts the bytes
+ * read and written by b = a / 2 (the shape of the softmax kernels: read z, write the gradient);
+ * *read the bytes of a summed (the shape of a Sinkhorn iteration's pass over its kernel). */
+static void bandwidth(double *copy, double *read)
 {
   size_t n = (size_t)64 << 20; /* 256 MiB of floats each way */
   float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
   for (size_t i = 0; i < n; i++) a[i] = (float)i, b[i] = 0;
-  double best = 1e30;
+  double best = 1e30, best_r = 1e30, sum = 0;
   for (int r = 0; r < 5; r++) {
     double t0 = now_ms();
     for (size_t i = 0; i < n; i++) b[i] = a[i] * 0.5f;
     double t = now_ms() - t0;
     if (t < best) best = t;
+    float s[16] = {0};
+    t0 = now_ms();
+    for (size_t i = 0; i < n; i += 16)
+      for (int k = 0; k < 16; k++) s[k] += a[i + k];
+    t = now_ms() - t0;
+    if (t < best_r) best_r = t;
+    for (int k = 0; k < 16; k++) sum += s[k];
   }
-  volatile float sink = b[n / 2];
+  volatile float sink = b[n / 2] + (float)sum;
   (void)sink;
   free(a), free(b);
-  return 2.0 * (double)n * sizeof(float) / (best / 1e3) / 1e9;
+  *copy = 2.0 * (double)n * sizeof(float) / (best / 1e3) / 1e9;
+  *read = (double)n * sizeof(float) / (best_r / 1e3) / 1e9;
 }
 
 int main(int argc, char **argv)
@@ -75,7 +87,9 @@ int main(int argc, char **argv)
   mallopt(M_MMAP_MAX, 0); /* as lossd's main.c: large blocks stay in the heap and are reused */
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   if (argc == 2 && !strcmp(argv[1], "bandwidth")) {
-    printf("bandwidth %.2f\n", bandwidth());
+    double copy, read;
+    bandwidth(&copy, &read);
+    printf("bandwidth %.2f read %.2f\n", copy, read);
     return 0;
   }
   if (argc != 4) {

@@ -170,51 +170,89 @@ static inline __attribute__((always_inline)) void axpy_row(const double *row, do
   for (; j < m; j++) colsum[j] += row[j] * ai;
 }
 
+/* colsum += q0 * a0 + q1 * a1: the column update of a pair of rows. */
+static inline __attribute__((always_inline)) void
+axpy2_row(const double *q0, double a0, const double *q1, double a1, size_t m, double *colsum)
+{
+  loss__v4d va = {a0, a0, a0, a0}, vb = {a1, a1, a1, a1};
+  size_t j = 0;
+  for (; j + 4 <= m; j += 4) {
+    loss__v4d p0, s0, c0;
+    memcpy(&p0, q0 + j, sizeof p0), memcpy(&s0, q1 + j, sizeof s0);
+    memcpy(&c0, colsum + j, sizeof c0);
+    c0 += p0 * va + s0 * vb;
+    memcpy(colsum + j, &c0, sizeof c0);
+  }
+  for (; j < m; j++) colsum[j] += q0[j] * a0 + q1[j] * a1;
+}
+
+static inline double hsum2(loss__v4d d0, loss__v4d d1)
+{
+  return (d0[0] + d0[1]) + (d0[2] + d0[3]) + (d1[0] + d1[1]) + (d1[2] + d1[3]);
+}
+
 /* One pass over the scaled kernel Kt [n, m]: as_i = aw_i / (Kt bs)_i, and the column sums of
  * Kt diag(as) for the next v-update accumulated on the way (one read of Kt per iteration).
- * The pass is bound by memory bandwidth, so two things keep the memory busy: the column update
- * of the previous row (in L1) is interleaved with the dot product of the row streaming in, and
- * the pass runs backward on odd iterations so that it starts on the rows the last one left in
- * cache. The sums are the same row by row, in either order, up to the order of additions.
- * Returns -1 when a row sum is 0 or not finite (the caller falls back to the log domain). */
+ * The pass is bound by memory bandwidth, so the work around the stream is kept small: rows go
+ * in pairs, the two dot products streamed together, and the column update of the previous pair
+ * (in cache) rides along as one multiply-add pair per column, which halves the loads and
+ * stores of colsum per row. The pass runs backward on odd iterations so that it starts on the
+ * rows the last one left in cache. The sums are the same row by row, in either order, up to
+ * the order of additions. Returns -1 when a row sum is 0 or not finite (the caller falls back
+ * to the log domain). */
 LOSS__HOT static int row_pass(const double *Kt, size_t n, size_t m, const double *bs,
                               const double *aw, double *as, double *colsum, int backward)
 {
   for (size_t j = 0; j < m; j++) colsum[j] = 0;
-  const double *prev = NULL;
-  double aprev = 0;
-  for (size_t r = 0; r < n; r++) {
-    size_t i = backward ? n - 1 - r : r;
-    const double *row = Kt + i * m;
-    loss__v4d d0 = {0, 0, 0, 0}, d1 = d0, va = {aprev, aprev, aprev, aprev};
+  const double *q0 = NULL, *q1 = NULL;
+  double a0 = 0, a1 = 0;
+  size_t r = 0;
+  for (; r + 2 <= n; r += 2) {
+    size_t i0 = backward ? n - 1 - r : r, i1 = backward ? n - 2 - r : r + 1;
+    const double *r0 = Kt + i0 * m, *r1 = Kt + i1 * m;
+    loss__v4d d0 = {0, 0, 0, 0}, d1 = d0, e0 = d0, e1 = d0;
+    loss__v4d va = {a0, a0, a0, a0}, vb = {a1, a1, a1, a1};
     size_t j = 0;
-    if (prev) {
+    if (q0) {
       for (; j + 8 <= m; j += 8) {
-        loss__v4d k0, k1, b0, b1, p0, p1, c0, c1;
-        memcpy(&k0, row + j, sizeof k0), memcpy(&k1, row + j + 4, sizeof k1);
+        loss__v4d k0, k1, l0, l1, b0, b1, p0, p1, s0, s1, c0, c1;
+        memcpy(&k0, r0 + j, sizeof k0), memcpy(&k1, r0 + j + 4, sizeof k1);
+        memcpy(&l0, r1 + j, sizeof l0), memcpy(&l1, r1 + j + 4, sizeof l1);
         memcpy(&b0, bs + j, sizeof b0), memcpy(&b1, bs + j + 4, sizeof b1);
-        d0 += k0 * b0, d1 += k1 * b1;
-        memcpy(&p0, prev + j, sizeof p0), memcpy(&p1, prev + j + 4, sizeof p1);
+        d0 += k0 * b0, d1 += k1 * b1, e0 += l0 * b0, e1 += l1 * b1;
+        memcpy(&p0, q0 + j, sizeof p0), memcpy(&p1, q0 + j + 4, sizeof p1);
+        memcpy(&s0, q1 + j, sizeof s0), memcpy(&s1, q1 + j + 4, sizeof s1);
         memcpy(&c0, colsum + j, sizeof c0), memcpy(&c1, colsum + j + 4, sizeof c1);
-        c0 += p0 * va, c1 += p1 * va;
+        c0 += p0 * va + s0 * vb, c1 += p1 * va + s1 * vb;
         memcpy(colsum + j, &c0, sizeof c0), memcpy(colsum + j + 4, &c1, sizeof c1);
       }
-      for (size_t t = j; t < m; t++) colsum[t] += prev[t] * aprev;
+      for (size_t t = j; t < m; t++) colsum[t] += q0[t] * a0 + q1[t] * a1;
     } else {
       for (; j + 8 <= m; j += 8) {
-        loss__v4d k0, k1, b0, b1;
-        memcpy(&k0, row + j, sizeof k0), memcpy(&k1, row + j + 4, sizeof k1);
+        loss__v4d k0, k1, l0, l1, b0, b1;
+        memcpy(&k0, r0 + j, sizeof k0), memcpy(&k1, r0 + j + 4, sizeof k1);
+        memcpy(&l0, r1 + j, sizeof l0), memcpy(&l1, r1 + j + 4, sizeof l1);
         memcpy(&b0, bs + j, sizeof b0), memcpy(&b1, bs + j + 4, sizeof b1);
-        d0 += k0 * b0, d1 += k1 * b1;
+        d0 += k0 * b0, d1 += k1 * b1, e0 += l0 * b0, e1 += l1 * b1;
       }
     }
-    double dot = (d0[0] + d0[1]) + (d0[2] + d0[3]) + (d1[0] + d1[1]) + (d1[2] + d1[3]);
-    for (; j < m; j++) dot += row[j] * bs[j];
-    if (!(dot > 0) || !isfinite(dot)) return -1;
-    as[i] = aprev = aw[i] / dot;
-    prev = row;
+    double dot0 = hsum2(d0, d1), dot1 = hsum2(e0, e1);
+    for (; j < m; j++) dot0 += r0[j] * bs[j], dot1 += r1[j] * bs[j];
+    if (!(dot0 > 0) || !isfinite(dot0) || !(dot1 > 0) || !isfinite(dot1)) return -1;
+    as[i0] = a0 = aw[i0] / dot0;
+    as[i1] = a1 = aw[i1] / dot1;
+    q0 = r0, q1 = r1;
   }
-  if (prev) axpy_row(prev, aprev, m, colsum);
+  if (q0) axpy2_row(q0, a0, q1, a1, m, colsum);
+  if (r < n) { /* n odd: the last row alone (row 0 when backward) */
+    size_t i = backward ? 0 : n - 1;
+    const double *row = Kt + i * m;
+    double dot = 0;
+    for (size_t j = 0; j < m; j++) dot += row[j] * bs[j];
+    if (!(dot > 0) || !isfinite(dot)) return -1;
+    as[i] = aw[i] / dot;
+    axpy_row(row, as[i], m, colsum);
+  }
   return 0;
 }
 
