@@ -3,7 +3,7 @@
 
 make bench  ->  /usr/bin/python3 bench/bench.py --bin build/bench/bench_kernels
 Single thread on both sides (torch.set_num_threads(1), OPENBLAS_NUM_THREADS=1). Each side is
-timed as value + gradient, median of several runs after a warm-up. Prints a table and, last,
+timed as value + gradient, median of the same number of runs (--reps) after a warm-up. Prints a table and, last,
 "bench: geomean speedup vs reference X.XX over N cases".
 """
 import argparse
@@ -177,7 +177,7 @@ def main():
             for k, v in inputs.items():
                 write(d, k, v)
             ms, value = run_c(args.bin, name, d, args.reps)
-            rms = median_ms(ref, max(3, args.reps // 2))
+            rms = median_ms(ref, args.reps)  # as many timed runs as lossd gets
             rv = ref()
             note = "" if math.isclose(value, rv, rel_tol=1e-4, abs_tol=1e-6) else f"value {value:.6g} vs ref {rv:.6g}"
             if name == "cross_entropy" and shape.endswith("[512,32000]"):
