@@ -257,16 +257,30 @@ LOSS__HOT static int row_pass(const double *Kt, size_t n, size_t m, const double
 }
 
 /* Kt = exp(K + al_i + be_j) and its column sums weighted by as. */
-static void rebuild(const double *C, double reg, size_t n, size_t m, const double *al,
-                    const double *be, const double *as, double *Kt, double *colsum)
+/* Kt = exp(K + al_i + be_j) and its column sums weighted by as: four lanes of loss__vexp_d
+ * (within 1 ulp of libm), libm for lanes outside its range (underflow, overflow). */
+LOSS__HOT static void rebuild(const double *C, double reg, size_t n, size_t m, const double *al,
+                              const double *be, const double *as, double *Kt, double *colsum)
 {
   for (size_t j = 0; j < m; j++) colsum[j] = 0;
-  for (size_t i = 0; i < n; i++)
-    for (size_t j = 0; j < m; j++) {
+  for (size_t i = 0; i < n; i++) {
+    size_t j = 0;
+    for (; j + 4 <= m; j += 4) {
+      loss__v4d x, k;
+      for (int l = 0; l < 4; l++) x[l] = logk(C, i * m + j + (size_t)l, reg) + al[i] + be[j + l];
+      k = loss__vexp_d(x);
+      for (int l = 0; l < 4; l++) {
+        if (!(x[l] >= -708 && x[l] <= 709)) k[l] = exp(x[l]);
+        Kt[i * m + j + (size_t)l] = k[l];
+        colsum[j + (size_t)l] += k[l] * as[i];
+      }
+    }
+    for (; j < m; j++) {
       double k = exp(logk(C, i * m + j, reg) + al[i] + be[j]);
       Kt[i * m + j] = k;
       colsum[j] += k * as[i];
     }
+  }
 }
 
 /* The Sinkhorn iterates of POT's sinkhorn_log (u, v log-scalings from 0), computed in the

@@ -16,3 +16,9 @@ float loss_logf_approx(float x)
 {
   return loss__vlog(loss__v8f_splat(x))[0];
 }
+
+double loss_exp_approx(double x)
+{
+  loss__v4d v = {x, x, x, x};
+  return loss__vexp_d(v)[0];
+}
