@@ -283,6 +283,42 @@ LOSS__HOT static void rebuild(const double *C, double reg, size_t n, size_t m, c
   }
 }
 
+/* T = diag(as) Kt diag(bs) in place, <T, C> into *lin and sum T (log T - la_i - lb_j) (KL; la
+ * NULL: sum T log T) into *ent, with log T = -C/reg + u_i + v_j and 0 log 0 = 0. Four lanes of
+ * partial sums per row. */
+LOSS__HOT static void plan_objective(const double *C, double reg, size_t n, size_t m,
+                                     const double *as, const double *bs, const double *u,
+                                     const double *v, const double *la, const double *lb, double *T,
+                                     double *lin, double *ent)
+{
+  for (size_t i = 0; i < n; i++) {
+    double li = 0, ei = 0, off = u[i] - (la ? la[i] : 0);
+    loss__v4d l4 = {0, 0, 0, 0}, e4 = l4, z = l4;
+    size_t j = 0;
+    for (; j + 4 <= m; j += 4) {
+      loss__v4d k, c, b, vv, lbj = z, t;
+      memcpy(&k, T + i * m + j, sizeof k), memcpy(&c, C + i * m + j, sizeof c);
+      memcpy(&b, bs + j, sizeof b), memcpy(&vv, v + j, sizeof vv);
+      if (la) memcpy(&lbj, lb + j, sizeof lbj);
+      t = k * as[i] * b;
+      memcpy(T + i * m + j, &t, sizeof t);
+      l4 += t * c;
+      loss__v4d lt = -c / reg + off + vv - lbj;
+      typedef int64_t v4l __attribute__((vector_size(32)));
+      v4l pos = t > z;
+      e4 += (loss__v4d)(pos & (v4l)(t * lt)); /* 0 log 0 = 0, even where lt is infinite */
+    }
+    for (; j < m; j++) {
+      double t = T[i * m + j] * as[i] * bs[j], lt = logk(C, i * m + j, reg) + off + v[j];
+      T[i * m + j] = t;
+      li += t * C[i * m + j];
+      if (t > 0) ei += t * (la ? lt - lb[j] : lt);
+    }
+    *lin += ((l4[0] + l4[1]) + (l4[2] + l4[3])) + li;
+    *ent += ((e4[0] + e4[1]) + (e4[2] + e4[3])) + ei;
+  }
+}
+
 /* The Sinkhorn iterates of POT's sinkhorn_log (u, v log-scalings from 0), computed in the
  * scaling domain: u = al + log as, v = be + log bs with Kt = exp(-C/reg + al_i + be_j), so an
  * iteration is one pass of multiply-adds over Kt instead of 2 n m exponentials. When scalings
@@ -396,14 +432,10 @@ int loss_sinkhorn(const loss_tensor_t *a, const loss_tensor_t *b, const loss_ten
   /* The plan T = diag(as) Kt diag(bs) = exp(-C/reg + u_i + v_j), formed in place in Kt without
    * exponentials; then the objective. */
   const double *as = work + n + m, *bs = as + n;
-  double *T = Kt, lin = 0, ent = 0;
-  for (size_t i = 0; i < n; i++)
-    for (size_t j = 0; j < m; j++) {
-      double t = T[i * m + j] * as[i] * bs[j], lt = logk(C, i * m + j, reg) + u[i] + v[j];
-      T[i * m + j] = t;
-      lin += t * C[i * m + j];
-      if (t > 0) ent += t * (p->reg_type == LOSS_REG_KL ? lt - la[i] - lb[j] : lt);
-    }
+  double lin = 0, ent = 0;
+  plan_objective(C, reg, n, m, as, bs, u, v, p->reg_type == LOSS_REG_KL ? la : NULL, lb, Kt, &lin,
+                 &ent);
+  double *T = Kt;
   out->loss = lin + reg * ent;
   double *f = loss__extra(out, "f", 1, &n), *g = loss__extra(out, "g", 1, &m);
   if (!f || !g) goto nomem;
