@@ -265,15 +265,22 @@ LOSS__HOT static void rebuild(const double *C, double reg, size_t n, size_t m, c
   for (size_t j = 0; j < m; j++) colsum[j] = 0;
   for (size_t i = 0; i < n; i++) {
     size_t j = 0;
+    const loss__v4d lo = {-708, -708, -708, -708}, hi = {709, 709, 709, 709};
+    const loss__v4d a = {as[i], as[i], as[i], as[i]};
     for (; j + 4 <= m; j += 4) {
-      loss__v4d x, k;
-      for (int l = 0; l < 4; l++) x[l] = logk(C, i * m + j + (size_t)l, reg) + al[i] + be[j + l];
+      loss__v4d c, b, cs, k;
+      memcpy(&c, C + i * m + j, sizeof c), memcpy(&b, be + j, sizeof b);
+      loss__v4d x = -c / reg + al[i] + b; /* logk + al_i + be_j, in that order */
       k = loss__vexp_d(x);
-      for (int l = 0; l < 4; l++) {
-        if (!(x[l] >= -708 && x[l] <= 709)) k[l] = exp(x[l]);
-        Kt[i * m + j + (size_t)l] = k[l];
-        colsum[j + (size_t)l] += k[l] * as[i];
-      }
+      typedef int64_t v4l __attribute__((vector_size(32)));
+      v4l in = (x >= lo) & (x <= hi);
+      if (!(in[0] & in[1] & in[2] & in[3]))
+        for (int l = 0; l < 4; l++)
+          if (!in[l]) k[l] = exp(x[l]);
+      memcpy(Kt + i * m + j, &k, sizeof k);
+      memcpy(&cs, colsum + j, sizeof cs);
+      cs += k * a;
+      memcpy(colsum + j, &cs, sizeof cs);
     }
     for (; j < m; j++) {
       double k = exp(logk(C, i * m + j, reg) + al[i] + be[j]);
