@@ -1,4 +1,4 @@
-/* vecmath.h - 8-lane float32 exp and log for the bandwidth-bound kernels.
+/* vecmath.h - vector exp and log for the hot kernels (float32: 8 lanes; float64 exp: 4).
  *
  * GCC does not vectorise calls to expf/logf without -ffast-math (banned here: it assumes no
  * NaN/Inf), so the float32 kernels use these polynomial forms written with vector extensions.
