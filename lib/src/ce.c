@@ -71,6 +71,7 @@ LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, doubl
 
   double sum = 0;
   loss__v8f vm = loss__v8f_splat(m);
+  loss__v4d acc = {0, 0, 0, 0}; /* the blocks' float sums, widened lane-wise */
   for (k = 0; k < C32;) {
     loss__v8f s0 = loss__v8f_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
     size_t end = k + 128 < C32 ? k + 128 : C32;
@@ -87,8 +88,11 @@ LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, doubl
       }
       s0 += e0, s1 += e1, s2 += e2, s3 += e3;
     }
-    sum += loss__vsum_d((s0 + s1) + (s2 + s3));
+    loss__v8f b = (s0 + s1) + (s2 + s3);
+    loss__v4d lo = {b[0], b[1], b[2], b[3]}, hi = {b[4], b[5], b[6], b[7]};
+    acc += lo + hi;
   }
+  sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
   for (; k < C8; k += 8) {
     __builtin_prefetch(z + C + k);
     loss__v8f e0 = loss__vexp_neg(loss__v8f_load(z + k) - vm);
