@@ -46,8 +46,7 @@ LOSS__HOT static double sfocal_f32(const float *x, const float *y, size_t n, flo
       loss__v8f vx = loss__v8f_load(x + i), vy = loss__v8f_load(y + i);
       loss__v8f ax = loss__vselect(vx < 0.0f, -vx, vx);
       loss__v8f e = loss__vexp_neg(-ax);
-      /* log1p(e) for e in (0, 1]: the series where 1 + e would round e away */
-      loss__v8f l1 = loss__vselect(e < 1e-4f, e - e * e * 0.5f, loss__vlog(one + e));
+      loss__v8f l1 = loss__vlog1p_unit(e);                     /* log1p(e), e in (0, 1] */
       loss__v8f sp = loss__vselect(vx > zero, vx, zero) + l1;  /* softplus(x)  */
       loss__v8f sn = loss__vselect(vx < zero, -vx, zero) + l1; /* softplus(-x) */
       loss__v8f inv = one / (one + e);
@@ -62,8 +61,9 @@ LOSS__HOT static double sfocal_f32(const float *x, const float *y, size_t n, flo
           alpha < 0 ? one : loss__vselect(y1, loss__v8f_splat(alpha), loss__v8f_splat(1 - alpha));
       loss__v8f l = at * qg * ce;
       acc += l;
-      loss__v8f dy = loss__vselect(y1, one, zero);
-      loss__v8f d = at * qg * ((p - dy) - g * (dy + dy - one) * (one - q) * ce);
+      /* p - y without cancellation: for y = 1 it is -(1 - p) = -q, which q holds exactly */
+      loss__v8f pmy = loss__vselect(y1, -q, p), sgn = loss__vselect(y1, one, -one);
+      loss__v8f d = at * qg * (pmy - g * sgn * (one - q) * ce);
       if (grad) loss__v8f_store(grad + i, d * sc);
       if (ls)
         for (int k = 0; k < 8; k++) ls[i + k] = l[k];

@@ -22,3 +22,8 @@ double loss_exp_approx(double x)
   loss__v4d v = {x, x, x, x};
   return loss__vexp_d(v)[0];
 }
+
+float loss_log1pf_unit_approx(float e)
+{
+  return loss__vlog1p_unit(loss__v8f_splat(e))[0];
+}
