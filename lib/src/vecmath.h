@@ -9,8 +9,8 @@
  *   loss__vexp_d (float64): within 1 ulp of libm's exp on [-708, 709] (9% of results differ
  *               from glibc's by 1 ulp); callers route other arguments to exp().
  *   loss__vlog1p_unit: log(1 + e) for e in [0, 1], relative error <= 1.5e-7.
- *   loss__vlog: relative error <= 3e-7 for normal positive x; -inf at 0 (and for subnormals,
- *               which are flushed), NaN for x < 0 or NaN, +inf at +inf. */
+ *   loss__vlog: relative error <= 3e-7 for every positive x, subnormals included; -inf at 0,
+ *               NaN for x < 0 or NaN, +inf at +inf. */
 #ifndef LOSS_VECMATH_H
 #define LOSS_VECMATH_H
 
@@ -131,10 +131,13 @@ static inline __attribute__((always_inline)) loss__v4d loss__vexp_d(loss__v4d x)
   return (loss__v4d)((v4u64)y + (ni << 52));
 }
 
-static inline __attribute__((always_inline)) loss__v8f loss__vlog(loss__v8f x)
+static inline __attribute__((always_inline)) loss__v8f loss__vlog(loss__v8f x0)
 {
+  /* subnormals (a float32 softmax's tail can hold them) scaled into the normal range first */
+  loss__v8i sub = (x0 < loss__v8f_splat(1.17549435e-38f)) & (x0 > loss__v8f_splat(0.0f));
+  loss__v8f x = loss__vselect(sub, x0 * 8388608.0f, x0); /* 2^23 */
   loss__v8i bits = (loss__v8i)x;
-  loss__v8i e = ((bits >> 23) & 0xff) - 127;
+  loss__v8i e = ((bits >> 23) & 0xff) - 127 - (sub & 23);
   loss__v8f m = (loss__v8f)((bits & 0x007fffff) | 0x3f800000); /* [1, 2) */
   /* Move m into [sqrt(1/2), sqrt(2)) so that log1p's argument is small. */
   loss__v8i big = m > loss__v8f_splat(1.41421356f);
@@ -155,10 +158,10 @@ static inline __attribute__((always_inline)) loss__v8f loss__vlog(loss__v8f x)
   loss__v8f ef = __builtin_convertvector(e, loss__v8f);
   loss__v8f y = ef * loss__v8f_splat(0.693145751953125f) + lg +
                 ef * loss__v8f_splat(1.428606765330187045e-06f);
-  y = loss__vselect(x < loss__v8f_splat(1.17549435e-38f), loss__v8f_splat(-__builtin_inff()), y);
-  y = loss__vselect(x == loss__v8f_splat(__builtin_inff()), x, y);
-  y = loss__vselect(x < loss__v8f_splat(0.0f), loss__v8f_splat(__builtin_nanf("")), y);
-  y = loss__vselect(x != x, x, y);
+  y = loss__vselect(x0 == loss__v8f_splat(0.0f), loss__v8f_splat(-__builtin_inff()), y);
+  y = loss__vselect(x0 == loss__v8f_splat(__builtin_inff()), x0, y);
+  y = loss__vselect(x0 < loss__v8f_splat(0.0f), loss__v8f_splat(__builtin_nanf("")), y);
+  y = loss__vselect(x0 != x0, x0, y);
   return y;
 }
 
