@@ -341,21 +341,13 @@ void loss_dwa_weights(const double *prev1, const double *prev2, double temperatu
                       double *w);
 
 /* ---------------------------------------------------------------------------------------------
- * Vectorisable elementary functions used by the float32 kernels (exported for their tests).
- * loss_expf_approx: relative error <= 1.5e-7 (about 1 ulp) on [-87.33, 88.72]; 0 below, +inf
- * above; NaN propagates. loss_expf_neg_approx: the same for x <= 0, by the variant the
- * softmax kernels use. loss_logf_approx: relative error <= 3e-7 for every x > 0 (subnormals
- * included); -inf at 0; NaN below 0. Used by cross_entropy (exp) and kl_div (log) on float32.
- * loss_log1pf_unit_approx: log(1 + e) for e in [0, 1], relative error <= 1.5e-7 (the softplus
- * term of sigmoid_focal on float32).
- * loss_exp_approx: float64, within 1 ulp of libm's exp on [-708, 709] (the range sinkhorn
- * sends to it; it uses exp() itself elsewhere).
+ * Accuracy of the vector elementary functions inside the kernels (lib/src/vecmath.h; tested in
+ * tests/lib/test_vecmath.c against libm in double). float32 exp (cross_entropy, sigmoid_focal,
+ * global_pointer): relative error <= 1.5e-7 on [-87.33, 88.72], 0 below, +inf above. float32
+ * log (kl_div): <= 3e-7 for every x > 0, subnormals included. float32 log1p on [0, 1]
+ * (sigmoid_focal's softplus term): <= 1.5e-7. float64 exp (sinkhorn's kernel matrix): within
+ * 1 ulp of libm's exp on [-708, 709], libm's exp outside.
  * ------------------------------------------------------------------------------------------- */
-float loss_expf_approx(float x);
-float loss_expf_neg_approx(float x);
-float loss_logf_approx(float x);
-float loss_log1pf_unit_approx(float e);
-double loss_exp_approx(double x);
 
 #ifdef __cplusplus
 }

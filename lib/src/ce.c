@@ -88,9 +88,7 @@ LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, doubl
       }
       s0 += e0, s1 += e1, s2 += e2, s3 += e3;
     }
-    loss__v8f b = (s0 + s1) + (s2 + s3);
-    loss__v4d lo = {b[0], b[1], b[2], b[3]}, hi = {b[4], b[5], b[6], b[7]};
-    acc += lo + hi;
+    acc += loss__v8f_widen_add((s0 + s1) + (s2 + s3));
   }
   sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
   for (; k < C8; k += 8) {

@@ -15,22 +15,21 @@ LOSS__HOT static double kl_f32(const float *x, const float *p, size_t n, float s
                                float *gx, float *gp, double *ls)
 {
   size_t i = 0, n8 = n & ~(size_t)7;
-  loss__v4d s0 = {0, 0, 0, 0}, s1 = s0;
+  loss__v4d s0 = {0, 0, 0, 0};
   const loss__v8f zero = loss__v8f_splat(0.0f);
   for (; i < n8 && !ls; i += 8) {
     loss__v8f vx = loss__v8f_load(x + i), vp = loss__v8f_load(p + i);
     loss__v8i pos = vp > zero;
     loss__v8f lp = loss__vselect(pos, loss__vlog(vp), zero);
     loss__v8f l = loss__vselect(pos, vp * (lp - vx), zero);
-    s0 += __builtin_convertvector(__builtin_shufflevector(l, l, 0, 1, 2, 3), loss__v4d);
-    s1 += __builtin_convertvector(__builtin_shufflevector(l, l, 4, 5, 6, 7), loss__v4d);
+    s0 += loss__v8f_widen_add(l);
     if (gx) loss__v8f_store(gx + i, vp * loss__v8f_splat(-sx));
     if (gp)
       loss__v8f_store(
           gp + i,
           loss__vselect(pos, (lp + loss__v8f_splat(1.0f) - vx) * loss__v8f_splat(sp), zero));
   }
-  double s = (s0[0] + s0[1]) + (s0[2] + s0[3]) + (s1[0] + s1[1]) + (s1[2] + s1[3]);
+  double s = (s0[0] + s0[1]) + (s0[2] + s0[3]);
   for (; i < n; i++) {
     double pi = p[i], xi = x[i], lp = pi > 0 ? log(pi) : 0;
     double l = pi > 0 ? pi * (lp - xi) : 0;

@@ -272,8 +272,7 @@ LOSS__HOT static void rebuild(const double *C, double reg, size_t n, size_t m, c
       memcpy(&c, C + i * m + j, sizeof c), memcpy(&b, be + j, sizeof b);
       loss__v4d x = -c / reg + al[i] + b; /* logk + al_i + be_j, in that order */
       k = loss__vexp_d(x);
-      typedef int64_t v4l __attribute__((vector_size(32)));
-      v4l in = (x >= lo) & (x <= hi);
+      loss__v4l in = (x >= lo) & (x <= hi);
       if (!(in[0] & in[1] & in[2] & in[3]))
         for (int l = 0; l < 4; l++)
           if (!in[l]) k[l] = exp(x[l]);
@@ -311,9 +310,8 @@ LOSS__HOT static void plan_objective(const double *C, double reg, size_t n, size
       memcpy(T + i * m + j, &t, sizeof t);
       l4 += t * c;
       loss__v4d lt = -c / reg + off + vv - lbj;
-      typedef int64_t v4l __attribute__((vector_size(32)));
-      v4l pos = t > z;
-      e4 += (loss__v4d)(pos & (v4l)(t * lt)); /* 0 log 0 = 0, even where lt is infinite */
+      loss__v4l pos = t > z;
+      e4 += (loss__v4d)(pos & (loss__v4l)(t * lt)); /* 0 log 0 = 0, even where lt is infinite */
     }
     for (; j < m; j++) {
       double t = T[i * m + j] * as[i] * bs[j], lt = logk(C, i * m + j, reg) + off + v[j];

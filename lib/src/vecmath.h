@@ -21,6 +21,8 @@ typedef float loss__v8f __attribute__((vector_size(32)));
 typedef int32_t loss__v8i __attribute__((vector_size(32)));
 typedef uint32_t loss__v8u __attribute__((vector_size(32))); /* bit arithmetic that may wrap */
 typedef double loss__v4d __attribute__((vector_size(32)));
+typedef int64_t loss__v4l __attribute__((vector_size(32)));  /* a loss__v4d comparison's mask */
+typedef uint64_t loss__v4u __attribute__((vector_size(32))); /* float64 bit arithmetic */
 
 static inline __attribute__((always_inline)) loss__v8f loss__v8f_splat(float x)
 {
@@ -108,7 +110,6 @@ static inline __attribute__((always_inline)) loss__v8f loss__vexp(loss__v8f x)
  * 1 + (r + r^2 (1/2 + r (1/6 + ...))), and 2^n added to the exponent field. */
 static inline __attribute__((always_inline)) loss__v4d loss__vexp_d(loss__v4d x)
 {
-  typedef uint64_t v4u64 __attribute__((vector_size(32)));
   const loss__v4d magic = {6755399441055744.0, 6755399441055744.0, 6755399441055744.0,
                            6755399441055744.0}; /* 1.5 * 2^52: rounds to integer */
   loss__v4d t = x * 1.4426950408889634 + magic;
@@ -127,8 +128,25 @@ static inline __attribute__((always_inline)) loss__v4d loss__vexp_d(loss__v4d x)
   p = p * r + (1.0 / 6.0);
   p = p * r + 0.5;
   loss__v4d y = 1.0 + (r + (r * r) * p);
-  v4u64 ni = (v4u64)t - (v4u64)magic;
-  return (loss__v4d)((v4u64)y + (ni << 52));
+  loss__v4u ni = (loss__v4u)t - (loss__v4u)magic;
+  return (loss__v4d)((loss__v4u)y + (ni << 52));
+}
+
+/* log(1 + f) + k ln2 for f in [sqrt(1/2) - 1, sqrt(2) - 1]: f - f^2/2 + f^3 P(f) (Cephes logf,
+ * no division), ln2 in two parts so that k ln2 adds no rounding of its own. */
+static inline __attribute__((always_inline)) loss__v8f loss__vlog1p_ln2(loss__v8f f, loss__v8f k)
+{
+  loss__v8f f2 = f * f;
+  loss__v8f q = f * 7.0376836292e-2f - 1.1514610310e-1f;
+  q = q * f + 1.1676998740e-1f;
+  q = q * f - 1.2420140846e-1f;
+  q = q * f + 1.4249322787e-1f;
+  q = q * f - 1.6668057665e-1f;
+  q = q * f + 2.0000714765e-1f;
+  q = q * f - 2.4999993993e-1f;
+  q = q * f + 3.3333331174e-1f;
+  loss__v8f lg = f2 * f * q - f2 * 0.5f + f;
+  return k * 0.693145751953125f + lg + k * 1.428606765330187045e-06f;
 }
 
 static inline __attribute__((always_inline)) loss__v8f loss__vlog(loss__v8f x0)
@@ -143,21 +161,7 @@ static inline __attribute__((always_inline)) loss__v8f loss__vlog(loss__v8f x0)
   loss__v8i big = m > loss__v8f_splat(1.41421356f);
   m = loss__vselect(big, m * loss__v8f_splat(0.5f), m);
   e = e + (big & 1);
-  loss__v8f f = m - loss__v8f_splat(1.0f);
-  /* log(1+f) = f - f^2/2 + f^3 P(f) on [sqrt(1/2)-1, sqrt(2)-1] (Cephes logf): no division. */
-  loss__v8f f2 = f * f;
-  loss__v8f q = f * 7.0376836292e-2f - 1.1514610310e-1f;
-  q = q * f + 1.1676998740e-1f;
-  q = q * f - 1.2420140846e-1f;
-  q = q * f + 1.4249322787e-1f;
-  q = q * f - 1.6668057665e-1f;
-  q = q * f + 2.0000714765e-1f;
-  q = q * f - 2.4999993993e-1f;
-  q = q * f + 3.3333331174e-1f;
-  loss__v8f lg = f2 * f * q - f2 * 0.5f + f;
-  loss__v8f ef = __builtin_convertvector(e, loss__v8f);
-  loss__v8f y = ef * loss__v8f_splat(0.693145751953125f) + lg +
-                ef * loss__v8f_splat(1.428606765330187045e-06f);
+  loss__v8f y = loss__vlog1p_ln2(m - loss__v8f_splat(1.0f), __builtin_convertvector(e, loss__v8f));
   y = loss__vselect(x0 == loss__v8f_splat(0.0f), loss__v8f_splat(-__builtin_inff()), y);
   y = loss__vselect(x0 == loss__v8f_splat(__builtin_inff()), x0, y);
   y = loss__vselect(x0 < loss__v8f_splat(0.0f), loss__v8f_splat(__builtin_nanf("")), y);
@@ -173,18 +177,16 @@ static inline __attribute__((always_inline)) loss__v8f loss__vlog1p_unit(loss__v
 {
   loss__v8i big = e > loss__v8f_splat(1.41421356f - 1.0f);
   loss__v8f f = loss__vselect(big, (e - 1.0f) * 0.5f, e);
-  loss__v8f f2 = f * f;
-  loss__v8f q = f * 7.0376836292e-2f - 1.1514610310e-1f;
-  q = q * f + 1.1676998740e-1f;
-  q = q * f - 1.2420140846e-1f;
-  q = q * f + 1.4249322787e-1f;
-  q = q * f - 1.6668057665e-1f;
-  q = q * f + 2.0000714765e-1f;
-  q = q * f - 2.4999993993e-1f;
-  q = q * f + 3.3333331174e-1f;
-  loss__v8f lg = f2 * f * q - f2 * 0.5f + f;
   loss__v8f k = (loss__v8f)(big & (loss__v8i)loss__v8f_splat(1.0f)); /* 1 or 0 */
-  return k * 0.693145751953125f + lg + k * 1.428606765330187045e-06f;
+  return loss__vlog1p_ln2(f, k);
+}
+
+/* The eight lanes of v in double, added pairwise into four (lane i + lane i+4): how a float
+ * block sum joins a double accumulator without a horizontal sum per block. */
+static inline __attribute__((always_inline)) loss__v4d loss__v8f_widen_add(loss__v8f v)
+{
+  return __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), loss__v4d) +
+         __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), loss__v4d);
 }
 
 /* Horizontal sums and max, in double for the sums. */
