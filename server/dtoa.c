@@ -256,34 +256,31 @@ static int format(const char *d, int len, int K, int neg, char *out)
   return (int)(p - out);
 }
 
+/* The shortest text of the binary value with biased exponent be and significand field sig of
+ * mbits bits (ebias the exponent bias): the format-independent part of both entry points. */
+static int shortest(uint64_t sig, int be, int mbits, int ebias, int neg, char *out)
+{
+  if (!be && !sig) return format("0", 1, -1, neg, out); /* "0.0", "-0.0" */
+  char d[24];
+  int len, K, emin = 1 - ebias - mbits; /* the exponent of the subnormals' unit */
+  if (be)
+    grisu2(sig | (uint64_t)1 << mbits, be - 1 + emin, !sig && be > 1, d, &len, &K);
+  else
+    grisu2(sig, emin, 0, d, &len, &K);
+  return format(d, len, K, neg, out);
+}
+
 int lossd_dtoa(double v, char *out)
 {
   uint64_t u;
   memcpy(&u, &v, sizeof u);
-  int neg = (int)(u >> 63), be = (int)((u >> 52) & 0x7FF);
-  uint64_t sig = u & 0x000FFFFFFFFFFFFFull;
-  if (!be && !sig) return format("0", 1, -1, neg, out); /* "0.0", "-0.0" */
-  char d[24];
-  int len, K;
-  if (be)
-    grisu2(sig | 0x0010000000000000ull, be - 1075, !sig && be > 1, d, &len, &K);
-  else
-    grisu2(sig, -1074, 0, d, &len, &K);
-  return format(d, len, K, neg, out);
+  return shortest(u & 0x000FFFFFFFFFFFFFull, (int)((u >> 52) & 0x7FF), 52, 1023, (int)(u >> 63),
+                  out);
 }
 
 int lossd_ftoa(float v, char *out)
 {
   uint32_t u;
   memcpy(&u, &v, sizeof u);
-  int neg = (int)(u >> 31), be = (int)((u >> 23) & 0xFF);
-  uint32_t sig = u & 0x007FFFFFu;
-  if (!be && !sig) return format("0", 1, -1, neg, out);
-  char d[24];
-  int len, K;
-  if (be)
-    grisu2(sig | 0x00800000u, be - 150, !sig && be > 1, d, &len, &K);
-  else
-    grisu2(sig, -149, 0, d, &len, &K);
-  return format(d, len, K, neg, out);
+  return shortest(u & 0x007FFFFFu, (int)((u >> 23) & 0xFF), 23, 127, (int)(u >> 31), out);
 }

@@ -145,25 +145,13 @@ static void reals_as_strtod(void **state)
     memcpy(&d, &x, sizeof d);
     if (!isfinite(d) || d == 0) continue;
     long double mid = ((long double)d + (long double)nextafter(d, INFINITY)) / 2;
-    switch (k % 6) {
-    case 0:
-      snprintf(lit, sizeof lit, "%.17g", d);
-      break;
-    case 1:
-      snprintf(lit, sizeof lit, "%.16g", d);
-      break;
-    case 2:
-      snprintf(lit, sizeof lit, "%.15g", d);
-      break;
-    case 3:
-      snprintf(lit, sizeof lit, "%.18Le", mid);
-      break;
-    case 4:
-      snprintf(lit, sizeof lit, "%.17Le", mid);
-      break;
-    default:
-      snprintf(lit, sizeof lit, "%.18e", d);
-    }
+    /* d at 17, 16, 15 and 19 significant digits; the midpoint at 19 and 18 */
+    static const int prec[6] = {17, 16, 15, 18, 17, 18};
+    int p = prec[k % 6];
+    if (k % 6 == 3 || k % 6 == 4)
+      snprintf(lit, sizeof lit, "%.*Le", p, mid);
+    else
+      snprintf(lit, sizeof lit, k % 6 == 5 ? "%.*e" : "%.*g", p, d);
     int is_int = 0;
     int64_t iv;
     double got, ref = strtod(lit, NULL);
