@@ -306,9 +306,10 @@ class Operations(unittest.TestCase):
     def test_sigterm_drains_in_flight(self):
         big = json.dumps({"inputs": {"logits": {"shape": [3000, 100], "data": [0.25] * 300000},
                                      "target": [3] * 3000}})
-        # The 16 clients run in a child process (issue 3: this test was flaky): in this one they would hold the GIL (parsing
-        # 300k-number answers) and the /readyz below could come after the drain delay. The
-        # child says "sent" once every body is written, so every connection has been accepted.
+        # The 16 clients run in a child process (issue 3: this test was flaky): in this one they
+        # would hold the GIL (parsing 300k-number answers) and the /readyz below could come
+        # after the drain delay. The child says "sent" once every body is written, so every
+        # connection has been accepted.
         client = textwrap.dedent("""
             import http.client, json, sys, threading
             port, body = int(sys.argv[1]), sys.stdin.buffer.read()

@@ -61,9 +61,9 @@ static void saturated_small_gamma(void **state)
 }
 
 /* The float32 kernel against the float64 path, element by element, over logits in [-20, 20],
- * relative to each element. Two old defects (issue 2): where exp(-|x|) is near 1e-4 (|x| near 9.2)
- * log1p went through a rounded 1 + e and was off by 6e-4 in those losses; and for y = 1 at
- * large x the gradient's p - 1 cancelled (33% off at x = 16, where the gradient is ~1e-21). */
+ * relative to each element. Two old defects (issue 2): where exp(-|x|) is near 1e-4 (|x| near
+ * 9.2) log1p went through a rounded 1 + e and was off by 6e-4 in those losses; and for y = 1
+ * at large x the gradient's p - 1 cancelled (33% off at x = 16, where the gradient is ~1e-21). */
 static void f32_matches_f64(void **state)
 {
   (void)state;
