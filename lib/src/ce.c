@@ -135,6 +135,75 @@ LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, doubl
   return 0;
 }
 
+/* The float64 [N, C] index-target kernel (every JSON request's dtype): a max pass, then e^(z-m)
+ * once per element, four lanes of loss__vexp_d_all (within 1 ulp of libm), stored into the
+ * gradient and scaled by a / sum, where the general path below takes exp twice per element.
+ * Returns 0, or -1 when the row holds a non-finite logit. */
+LOSS__HOT static int ce_row_f64(const ce_t *ce, const double *z, int64_t y, double sc, double *g,
+                                double *loss)
+{
+  size_t C = ce->c, k = 0;
+  const loss__v4d zero = {0, 0, 0, 0};
+  loss__v4d m0 = zero - INFINITY, m1 = m0, b0 = zero, b1 = zero;
+  for (; k + 8 <= C; k += 8) {
+    loss__v4d x0, x1;
+    memcpy(&x0, z + k, sizeof x0), memcpy(&x1, z + k + 4, sizeof x1);
+    m0 = (loss__v4d)(((loss__v4l)x0 & (x0 > m0)) | ((loss__v4l)m0 & ~(x0 > m0)));
+    m1 = (loss__v4d)(((loss__v4l)x1 & (x1 > m1)) | ((loss__v4l)m1 & ~(x1 > m1)));
+    b0 += x0 * 0.0, b1 += x1 * 0.0; /* NaN iff some x is NaN or infinite */
+  }
+  double m = -INFINITY, bad = 0;
+  for (int j = 0; j < 4; j++) {
+    m = m0[j] > m ? m0[j] : m, m = m1[j] > m ? m1[j] : m;
+    bad += b0[j] + b1[j];
+  }
+  for (; k < C; k++) {
+    m = z[k] > m ? z[k] : m;
+    bad += z[k] * 0.0;
+  }
+  if (bad != 0 || !isfinite(m)) return -1;
+
+  loss__v4d s0 = zero, s1 = zero, vm = zero + m;
+  for (k = 0; k + 8 <= C; k += 8) {
+    loss__v4d x0, x1;
+    memcpy(&x0, z + k, sizeof x0), memcpy(&x1, z + k + 4, sizeof x1);
+    loss__v4d e0 = loss__vexp_d_all(x0 - vm), e1 = loss__vexp_d_all(x1 - vm);
+    if (g) memcpy(g + k, &e0, sizeof e0), memcpy(g + k + 4, &e1, sizeof e1);
+    s0 += e0, s1 += e1;
+  }
+  s0 += s1;
+  double sum = (s0[0] + s0[1]) + (s0[2] + s0[3]);
+  for (; k < C; k++) {
+    double e = exp(z[k] - m);
+    if (g) g[k] = e;
+    sum += e;
+  }
+  double lse = m + log(sum), wy = wt(ce, (size_t)y), eps = ce->eps;
+  double l = (1 - eps) * wy * (lse - z[y]);
+  if (eps > 0) {
+    double sz = 0;
+    for (k = 0; k < C; k++) sz += wt(ce, k) * z[k];
+    l += eps / (double)C * (ce->wsum * lse - sz);
+  }
+  *loss = l;
+  if (!g) return 0;
+  double a = sc * ((1 - eps) * wy + eps * ce->wsum / (double)C) / sum, b = sc * eps / (double)C;
+  if (!ce->w) {
+    loss__v4d va = zero + a, vb = zero + b;
+    for (k = 0; k + 4 <= C; k += 4) {
+      loss__v4d e;
+      memcpy(&e, g + k, sizeof e);
+      e = e * va - vb;
+      memcpy(g + k, &e, sizeof e);
+    }
+    for (; k < C; k++) g[k] = g[k] * a - b;
+  } else {
+    for (k = 0; k < C; k++) g[k] = g[k] * a - b * ce->w[k];
+  }
+  g[y] -= sc * (1 - eps) * wy;
+  return 0;
+}
+
 /* The general sample: z and t gathered into double rows (t only for probability targets).
  * Writes the loss, the extras' entropy and kl (probability targets), and the gradient. */
 static void ce_sample(const ce_t *ce, const double *z, const double *t, int64_t y, double sc,
@@ -265,7 +334,7 @@ int loss_cross_entropy(const loss_tensor_t *logits, const loss_tensor_t *target,
     loss__to_f64(o->grad_output, go, M);
   }
   int want_grad = (o->grad_mask & 1) != 0;
-  int fast = logits->dtype == LOSS_FLOAT32 && S == 1 && !ce.probs;
+  int fast = S == 1 && !ce.probs; /* the row kernels, in the logits' dtype */
   if (want_grad) {
     grad = fast ? loss__grad_native(out, "logits", logits) : loss__grad(out, "logits", logits);
     if (!grad) goto nomem;
@@ -291,12 +360,19 @@ int loss_cross_entropy(const loss_tensor_t *logits, const loss_tensor_t *target,
     double sc = go ? go[i] : base;
     if (!ce.probs && y == ce.ignore) {
       ls[i] = 0;
-      if (fast && grad) memset((float *)grad + row, 0, C * sizeof(float)); /* not zeroed */
-      continue; /* the float64 gradient is calloc'ed: its row stays zero */
+      if (fast && grad) /* the row kernels' gradient is not zeroed; the general path's is */
+        memset((char *)grad + row * loss_dtype_size(logits->dtype), 0,
+               C * loss_dtype_size(logits->dtype));
+      continue;
     }
-    if (fast) {
+    if (fast && logits->dtype == LOSS_FLOAT32) {
       float *g = grad ? (float *)grad + row : NULL;
       if (ce_row_f32(&ce, (const float *)logits->data + row, y, sc, g, &ls[i])) goto nonfinite;
+      continue;
+    }
+    if (fast) {
+      double *g = grad ? (double *)grad + row : NULL;
+      if (ce_row_f64(&ce, (const double *)logits->data + row, y, sc, g, &ls[i])) goto nonfinite;
       continue;
     }
     for (size_t k = 0; k < C; k++) {

@@ -256,7 +256,6 @@ LOSS__HOT static int row_pass(const double *Kt, size_t n, size_t m, const double
   return 0;
 }
 
-/* Kt = exp(K + al_i + be_j) and its column sums weighted by as. */
 /* Kt = exp(K + al_i + be_j) and its column sums weighted by as: four lanes of loss__vexp_d
  * (within 1 ulp of libm), libm for lanes outside its range (underflow, overflow). */
 LOSS__HOT static void rebuild(const double *C, double reg, size_t n, size_t m, const double *al,
@@ -265,17 +264,11 @@ LOSS__HOT static void rebuild(const double *C, double reg, size_t n, size_t m, c
   for (size_t j = 0; j < m; j++) colsum[j] = 0;
   for (size_t i = 0; i < n; i++) {
     size_t j = 0;
-    const loss__v4d lo = {-708, -708, -708, -708}, hi = {709, 709, 709, 709};
     const loss__v4d a = {as[i], as[i], as[i], as[i]};
     for (; j + 4 <= m; j += 4) {
-      loss__v4d c, b, cs, k;
+      loss__v4d c, b, cs;
       memcpy(&c, C + i * m + j, sizeof c), memcpy(&b, be + j, sizeof b);
-      loss__v4d x = -c / reg + al[i] + b; /* logk + al_i + be_j, in that order */
-      k = loss__vexp_d(x);
-      loss__v4l in = (x >= lo) & (x <= hi);
-      if (!(in[0] & in[1] & in[2] & in[3]))
-        for (int l = 0; l < 4; l++)
-          if (!in[l]) k[l] = exp(x[l]);
+      loss__v4d k = loss__vexp_d_all(-c / reg + al[i] + b); /* logk + al_i + be_j, that order */
       memcpy(Kt + i * m + j, &k, sizeof k);
       memcpy(&cs, colsum + j, sizeof cs);
       cs += k * a;

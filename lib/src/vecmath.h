@@ -14,6 +14,7 @@
 #ifndef LOSS_VECMATH_H
 #define LOSS_VECMATH_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -130,6 +131,19 @@ static inline __attribute__((always_inline)) loss__v4d loss__vexp_d(loss__v4d x)
   loss__v4d y = 1.0 + (r + (r * r) * p);
   loss__v4u ni = (loss__v4u)t - (loss__v4u)magic;
   return (loss__v4d)((loss__v4u)y + (ni << 52));
+}
+
+/* e^x in every lane: loss__vexp_d on [-708, 709], libm's exp for lanes outside it (underflow
+ * to subnormals and 0, overflow, NaN), which are rare where this is used. */
+static inline __attribute__((always_inline)) loss__v4d loss__vexp_d_all(loss__v4d x)
+{
+  const loss__v4d lo = {-708, -708, -708, -708}, hi = {709, 709, 709, 709};
+  loss__v4d k = loss__vexp_d(x);
+  loss__v4l in = (x >= lo) & (x <= hi);
+  if (!(in[0] & in[1] & in[2] & in[3]))
+    for (int l = 0; l < 4; l++)
+      if (!in[l]) k[l] = exp(x[l]);
+  return k;
 }
 
 /* log(1 + f) + k ln2 for f in [sqrt(1/2) - 1, sqrt(2) - 1]: f - f^2/2 + f^3 P(f) (Cephes logf,

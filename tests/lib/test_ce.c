@@ -86,6 +86,61 @@ static void f32_matches_f64(void **state)
   }
 }
 
+/* The float64 row kernel against the formula in long double, row by row: widths that take the
+ * vector loop and the tail, weights, smoothing, an ignored row (its gradient row must be
+ * written as zeros: the buffer is not zeroed) and logits 800 apart, whose exp underflows in
+ * the lanes that go to libm. */
+static void f64_rows_match_long_double(void **state)
+{
+  (void)state;
+  enum { N = 7, C = 37 };
+  static double z[N * C], w[C];
+  int64_t y[N];
+  unsigned long long s = 6;
+  for (size_t i = 0; i < N * C; i++) z[i] = rnd(&s, -30, 30);
+  for (int k = 0; k < C; k++) w[k] = rnd(&s, 0.5, 2);
+  for (int i = 0; i < N; i++) y[i] = (int64_t)rnd(&s, 0, C);
+  y[2] = -100;
+  z[3 * C + 5] = 800, z[3 * C + 6] = -1e300; /* the max, and far below it */
+  size_t zs[2] = {N, C}, ys[1] = {N}, wsh[1] = {C};
+  loss_tensor_t tz = tview(z, LOSS_FLOAT64, 2, zs), ty = tview(y, LOSS_INT64, 1, ys);
+  loss_tensor_t tw = tview(w, LOSS_FLOAT64, 1, wsh);
+  for (int v = 0; v < 3; v++) {
+    loss_ce_params_t p = loss_ce_params_default();
+    p.label_smoothing = v ? 0.2 : 0;
+    p.weight = v == 2 ? &tw : NULL;
+    loss_opts_t o = loss_opts_default();
+    o.reduction = LOSS_REDUCTION_SUM;
+    loss_result_t r;
+    loss_result_init(&r);
+    assert_int_equal(loss_cross_entropy(&tz, &ty, &p, &o, &r), LOSS_OK);
+    const double *g = r.grads[0].data;
+    long double total = 0, W = 0;
+    for (int k = 0; k < C; k++) W += v == 2 ? w[k] : 1;
+    for (int i = 0; i < N; i++) {
+      const double *zi = z + i * C;
+      if (y[i] == -100) {
+        for (int k = 0; k < C; k++) assert_true(g[i * C + k] == 0.0);
+        continue;
+      }
+      long double m = zi[0], sum = 0, sz = 0;
+      for (int k = 1; k < C; k++) m = zi[k] > m ? zi[k] : m;
+      for (int k = 0; k < C; k++) sum += expl(zi[k] - m);
+      long double lse = m + logl(sum), e = p.label_smoothing;
+      long double wy = v == 2 ? w[y[i]] : 1;
+      for (int k = 0; k < C; k++) sz += (v == 2 ? w[k] : 1) * (long double)zi[k];
+      total += (1 - e) * wy * (lse - zi[y[i]]) + e / C * (W * lse - sz);
+      for (int k = 0; k < C; k++) {
+        long double gk = expl(zi[k] - lse) * ((1 - e) * wy + e * W / C) -
+                         e / C * (v == 2 ? w[k] : 1) - (k == y[i] ? (1 - e) * wy : 0);
+        assert_true(close_enough(g[i * C + k], (double)gk, 1e-13, 1e-15));
+      }
+    }
+    assert_true(close_enough(r.loss, (double)total, 1e-13, 0));
+    loss_result_free(&r);
+  }
+}
+
 static void edge_cases(void **state)
 {
   (void)state;
@@ -162,6 +217,7 @@ int main(void)
                                      cmocka_unit_test(fd_index_targets),
                                      cmocka_unit_test(fd_kdim_and_probs),
                                      cmocka_unit_test(f32_matches_f64),
+                                     cmocka_unit_test(f64_rows_match_long_double),
                                      cmocka_unit_test(edge_cases),
                                      cmocka_unit_test(invalid)};
   return cmocka_run_group_tests(tests, NULL, NULL);
