@@ -1,122 +1,79 @@
-/* dtoa.c - shortest round-trip text of a double or a float (Grisu2, as in Loitsch 2010 and
- * RapidJSON; the float uses the same steps on its 24-bit significand and narrower interval).
+/* dtoa.c - the shortest text that reads back to the same double or float (Schubfach, as in
+ * Giulietti 2020, "The Schubfach way to render doubles"; the float uses the same steps on its
+ * 24-bit significand).
  *
  * glibc's printf("%.17g") computes every digit with multi-precision arithmetic; on a small loss
- * request it was a third of the server's CPU. Grisu2 needs one 64x64->128 multiplication per
- * number and always produces digits that read back to the same double (not always the very
- * shortest such digits). tests/server/test_dtoa.c checks the round trip on random doubles. */
+ * request it was a third of the server's CPU. Schubfach needs three 64x128-bit multiplications
+ * per number and gives the shortest digits in the value's rounding interval, and of those the
+ * closest to the value: what Python's repr and JavaScript print. tests/server/test_dtoa.c holds
+ * it to glibc's correctly rounded "%.{p}e" at the shortest p that reads back. */
 #include "dtoa.h"
 
 #include <stdint.h>
 #include <string.h>
 
-/* 10^k = f 2^e for k = -348, -340, ..., 340 (rounded to nearest; generated exactly). */
-static const uint64_t cached_f[87] = {
-    0xfa8fd5a0081c0288ull, 0xbaaee17fa23ebf76ull, 0x8b16fb203055ac76ull, 0xcf42894a5dce35eaull,
-    0x9a6bb0aa55653b2dull, 0xe61acf033d1a45dfull, 0xab70fe17c79ac6caull, 0xff77b1fcbebcdc4full,
-    0xbe5691ef416bd60cull, 0x8dd01fad907ffc3cull, 0xd3515c2831559a83ull, 0x9d71ac8fada6c9b5ull,
-    0xea9c227723ee8bcbull, 0xaecc49914078536dull, 0x823c12795db6ce57ull, 0xc21094364dfb5637ull,
-    0x9096ea6f3848984full, 0xd77485cb25823ac7ull, 0xa086cfcd97bf97f4ull, 0xef340a98172aace5ull,
-    0xb23867fb2a35b28eull, 0x84c8d4dfd2c63f3bull, 0xc5dd44271ad3cdbaull, 0x936b9fcebb25c996ull,
-    0xdbac6c247d62a584ull, 0xa3ab66580d5fdaf6ull, 0xf3e2f893dec3f126ull, 0xb5b5ada8aaff80b8ull,
-    0x87625f056c7c4a8bull, 0xc9bcff6034c13053ull, 0x964e858c91ba2655ull, 0xdff9772470297ebdull,
-    0xa6dfbd9fb8e5b88full, 0xf8a95fcf88747d94ull, 0xb94470938fa89bcfull, 0x8a08f0f8bf0f156bull,
-    0xcdb02555653131b6ull, 0x993fe2c6d07b7facull, 0xe45c10c42a2b3b06ull, 0xaa242499697392d3ull,
-    0xfd87b5f28300ca0eull, 0xbce5086492111aebull, 0x8cbccc096f5088ccull, 0xd1b71758e219652cull,
-    0x9c40000000000000ull, 0xe8d4a51000000000ull, 0xad78ebc5ac620000ull, 0x813f3978f8940984ull,
-    0xc097ce7bc90715b3ull, 0x8f7e32ce7bea5c70ull, 0xd5d238a4abe98068ull, 0x9f4f2726179a2245ull,
-    0xed63a231d4c4fb27ull, 0xb0de65388cc8ada8ull, 0x83c7088e1aab65dbull, 0xc45d1df942711d9aull,
-    0x924d692ca61be758ull, 0xda01ee641a708deaull, 0xa26da3999aef774aull, 0xf209787bb47d6b85ull,
-    0xb454e4a179dd1877ull, 0x865b86925b9bc5c2ull, 0xc83553c5c8965d3dull, 0x952ab45cfa97a0b3ull,
-    0xde469fbd99a05fe3ull, 0xa59bc234db398c25ull, 0xf6c69a72a3989f5cull, 0xb7dcbf5354e9beceull,
-    0x88fcf317f22241e2ull, 0xcc20ce9bd35c78a5ull, 0x98165af37b2153dfull, 0xe2a0b5dc971f303aull,
-    0xa8d9d1535ce3b396ull, 0xfb9b7cd9a4a7443cull, 0xbb764c4ca7a44410ull, 0x8bab8eefb6409c1aull,
-    0xd01fef10a657842cull, 0x9b10a4e5e9913129ull, 0xe7109bfba19c0c9dull, 0xac2820d9623bf429ull,
-    0x80444b5e7aa7cf85ull, 0xbf21e44003acdd2dull, 0x8e679c2f5e44ff8full, 0xd433179d9c8cb841ull,
-    0x9e19db92b4e31ba9ull, 0xeb96bf6ebadf77d9ull, 0xaf87023b9bf0ee6bull,
-};
-static const int16_t cached_e[87] = {
-    -1220, -1193, -1166, -1140, -1113, -1087, -1060, -1034, -1007, -980, -954, -927, -901,
-    -874,  -847,  -821,  -794,  -768,  -741,  -715,  -688,  -661,  -635, -608, -582, -555,
-    -529,  -502,  -475,  -449,  -422,  -396,  -369,  -343,  -316,  -289, -263, -236, -210,
-    -183,  -157,  -130,  -103,  -77,   -50,   -24,   3,     30,    56,   83,   109,  136,
-    162,   189,   216,   242,   269,   295,   322,   348,   375,   402,  428,  455,  481,
-    508,   534,   561,   588,   614,   641,   667,   694,   720,   747,  774,  800,  827,
-    853,   880,   907,   933,   960,   986,   1013,  1039,  1066,
-};
-
-typedef struct {
-  uint64_t f;
-  int e;
-} diyfp;
+#include "pow10.h"
 
 __extension__ typedef unsigned __int128 u128; /* GCC and Clang on 64-bit targets */
 
-static diyfp mul(diyfp a, diyfp b)
+/* floor(g cp / 2^128) for the 128-bit g, its last bit set when the remainder is not 0 (round
+ * to odd): the two extra bits below the decimal point and this sticky bit are all Schubfach
+ * needs to compare the scaled value and its boundaries exactly. With g an upper bound of the
+ * power (pow10.h), the remainder of an exact integer is below 2^64 and every other remainder
+ * is above it (the paper's §9), so the top 64 bits of the remainder decide. */
+static inline uint64_t round_to_odd(const uint64_t g[2], uint64_t cp)
 {
-  u128 p = (u128)a.f * b.f;
-  uint64_t h = (uint64_t)(p >> 64), l = (uint64_t)p;
-  if (l & ((uint64_t)1 << 63)) h++; /* round */
-  return (diyfp){h, a.e + b.e + 64};
+  u128 x = (u128)g[1] * cp, y = (u128)g[0] * cp;
+  u128 z = (y & UINT64_MAX) + (x >> 64);
+  uint64_t hi = (uint64_t)(y >> 64) + (uint64_t)(z >> 64);
+  return hi | ((uint64_t)z > 1);
 }
 
-static diyfp normalize(diyfp x)
+/* Schubfach: the decimal m 10^K in the rounding interval of v = c 2^q with the fewest digits,
+ * and of those the closest to v (ties to even m); m may end in zeros. lower_closer: c is the
+ * smallest significand of its binade, so the next value down is half as far away. */
+static uint64_t schubfach(uint64_t c, int q, int lower_closer, int *K)
 {
-  int s = __builtin_clzll(x.f);
-  return (diyfp){x.f << s, x.e - s};
-}
-
-static const uint32_t pow10_32[] = {1,      10,      100,      1000,      10000,
-                                    100000, 1000000, 10000000, 100000000, 1000000000};
-
-static int digits32(uint32_t n)
-{
-  int k = 1;
-  while (k < 10 && n >= pow10_32[k]) k++;
-  return k;
-}
-
-/* p / 10^k with a constant divisor in each case: the compiler turns each into a multiply and a
- * shift, where a divisor loaded from a table costs a hardware division (~25 cycles) per digit. */
-static inline uint32_t div10(int k, uint32_t p)
-{
-  switch (k) {
-  case 9:
-    return p / 1000000000u;
-  case 8:
-    return p / 100000000u;
-  case 7:
-    return p / 10000000u;
-  case 6:
-    return p / 1000000u;
-  case 5:
-    return p / 100000u;
-  case 4:
-    return p / 10000u;
-  case 3:
-    return p / 1000u;
-  case 2:
-    return p / 100u;
-  case 1:
-    return p / 10u;
-  default:
-    return p;
+  int even = !(c & 1);
+  uint64_t cb = c << 2, cbl = cb - 2 + (uint64_t)lower_closer, cbr = cb + 2;
+  /* k = floor(log10 of the interval's width), so it holds one or more multiples of 10^k and
+   * at most one of 10^(k+1); the formulas hold for |q| <= 1500 (checked by the generator) */
+  int k = (q * 1262611 - (lower_closer ? 524031 : 0)) >> 22;
+  int h = q + ((-k * 1741647) >> 19) + 1; /* 1..4: aligns v 10^-k to the table's scale */
+  const uint64_t *g = pow10_128[-k - POW10_KMIN];
+  uint64_t vb = round_to_odd(g, cb << h), vbl = round_to_odd(g, cbl << h),
+           vbr = round_to_odd(g, cbr << h);
+  uint64_t lower = vbl + !even, upper = vbr - !even; /* the boundaries belong to an even c */
+  uint64_t s = vb >> 2;                              /* floor(v 10^-k) */
+  if (s >= 10) { /* one digit fewer: at most one multiple of 10^(k+1) is inside */
+    uint64_t sp = s / 10;
+    int up = lower <= 40 * sp, wp = 40 * sp + 40 <= upper;
+    if (up != wp) {
+      *K = k + 1;
+      return sp + (uint64_t)wp;
+    }
   }
+  int u = lower <= 4 * s, w = 4 * s + 4 <= upper;
+  *K = k;
+  if (u != w) return s + (uint64_t)w;
+  uint64_t mid = 4 * s + 2; /* both inside: the closer, ties to even */
+  return s + (uint64_t)(vb > mid || (vb == mid && (s & 1)));
 }
 
-static void grisu_round(char *buf, int len, uint64_t delta, uint64_t rest, uint64_t ten_kappa,
-                        uint64_t wp_w)
+/* The 8 digits of n < 10^8 as ASCII, the first in the lowest byte: 4+4, then 2+2 in each
+ * half, then 1+1 in each quarter, each split by a multiply and a shift in all lanes at once
+ * (exact for every n < 10^8; checked exhaustively once). */
+static inline uint64_t digits8(uint32_t n)
 {
-  while (rest < wp_w && delta - rest >= ten_kappa &&
-         (rest + ten_kappa < wp_w || wp_w - rest > rest + ten_kappa - wp_w)) {
-    buf[len - 1]--;
-    rest += ten_kappa;
-  }
+  uint64_t x = n, hi = x / 10000, lo = x % 10000;
+  uint64_t m = hi | lo << 32;                                 /* 4+4 digits, first half low */
+  uint64_t top = ((m * 10486) >> 20) & 0x0000007F0000007Full; /* /100 in each 32-bit lane */
+  uint64_t h = top | (m - 100 * top) << 16;                   /* 2-digit groups, 16-bit lanes */
+  uint64_t t = ((h * 103) >> 10) & 0x000F000F000F000Full;     /* /10 in each 16-bit lane */
+  return (t | (h - 10 * t) << 8) + 0x3030303030303030ull;
 }
 
-static void digit_gen(diyfp W, diyfp Mp, uint64_t delta, char *buf, int *len, int *K)
-{
-  static const uint64_t pow10_64[] = {1ull,
+static const uint64_t pow10_64[18] = {1ull,
                                       10ull,
                                       100ull,
                                       1000ull,
@@ -133,124 +90,88 @@ static void digit_gen(diyfp W, diyfp Mp, uint64_t delta, char *buf, int *len, in
                                       100000000000000ull,
                                       1000000000000000ull,
                                       10000000000000000ull,
-                                      100000000000000000ull,
-                                      1000000000000000000ull,
-                                      10000000000000000000ull};
-  diyfp one = {(uint64_t)1 << -Mp.e, Mp.e};
-  uint64_t wp_w = Mp.f - W.f;
-  uint32_t p1 = (uint32_t)(Mp.f >> -one.e);
-  uint64_t p2 = Mp.f & (one.f - 1);
-  int kappa = digits32(p1), n = 0; /* n: digits so far (a local: *len would alias buf) */
-  if (p2 > delta) {                /* no prefix of p1 can end the number: all its digits at once */
-    if (p1) {
-      for (int i = kappa; i > 0; p1 /= 10) buf[--i] = (char)('0' + p1 % 10);
-      n = kappa;
-    }
-    kappa = 0;
+                                      100000000000000000ull};
+
+/* The digits of m < 10^17 as 24 characters D, zero-padded on the left: D[7] in top, D[8..16)
+ * in w[0] and D[16..24) in w[1], the way digits8 lays them out. */
+typedef struct {
+  uint64_t w[2];
+  char top;
+} digits_t;
+
+/* Writes D[s .. s+n) at p (s >= 7) with unaligned 8-byte stores, never reading them back (a
+ * load across several smaller stores stalls store forwarding); bytes up to p + 24 - s may be
+ * overwritten with later digits, which the caller writes over. */
+static inline void put_digits(const digits_t *D, int s, char *p)
+{
+  if (s >= 16) {
+    uint64_t a = D->w[1] >> 8 * (s - 16);
+    memcpy(p, &a, 8);
+    return;
   }
-  while (kappa > 0) {
-    uint32_t d = div10(kappa - 1, p1);
-    p1 -= d * pow10_32[kappa - 1];
-    if (d || n) buf[n++] = (char)('0' + d);
-    kappa--;
-    uint64_t tmp = ((uint64_t)p1 << -one.e) + p2;
-    if (tmp <= delta) {
-      *K += kappa;
-      *len = n;
-      grisu_round(buf, n, delta, tmp, pow10_64[kappa] << -one.e, wp_w);
-      return;
-    }
-  }
-  for (;;) {
-    p2 *= 10;
-    delta *= 10;
-    char d = (char)(p2 >> -one.e);
-    if (d || n) buf[n++] = (char)('0' + d);
-    p2 &= one.f - 1;
-    kappa--;
-    if (p2 < delta) {
-      *K += kappa;
-      *len = n;
-      int idx = -kappa;
-      grisu_round(buf, n, delta, p2, one.f, wp_w * (idx < 20 ? pow10_64[idx] : 0));
-      return;
-    }
-  }
+  if (s == 7) *p++ = D->top, s = 8;
+  uint64_t a = D->w[0] >> 8 * (s - 8);
+  memcpy(p, &a, 8);
+  memcpy(p + 16 - s, &D->w[1], 8);
 }
 
-/* Digits of w = f 2^e > 0 into buf (up to 17), their count in *len, and w = digits * 10^K.
- * lower_closer: f is the smallest significand of its binade, so the next value down is half as
- * far away as the next value up (the boundaries of the rounding interval are then asymmetric). */
-static void grisu2(uint64_t f, int e, int lower_closer, char *buf, int *len, int *K)
+/* JSON text of m 10^K (m > 0, m < 10^17; a leading '-' when neg) at out (32 bytes); returns
+ * its length: "12.5", "0.00125" (down to 1e-6), "1.25e-7", "1.0e21", integers with ".0". */
+static int format(uint64_t m, int K, int neg, char *out)
 {
-  diyfp w = {f, e};
-  /* boundaries m- and m+, normalised to m+'s exponent */
-  diyfp pl = normalize((diyfp){(w.f << 1) + 1, w.e - 1});
-  diyfp mi = lower_closer ? (diyfp){(w.f << 2) - 1, w.e - 2} : (diyfp){(w.f << 1) - 1, w.e - 1};
-  mi.f <<= mi.e - pl.e;
-  mi.e = pl.e;
-  /* a cached power c = 10^-k with exponent such that the product lands in [-60, -32] */
-  double dk = (-61 - pl.e) * 0.30102999566398114 + 347;
-  int k = (int)dk;
-  if (dk - k > 0.0) k++;
-  unsigned idx = (unsigned)((k >> 3) + 1);
-  *K = -(-348 + (int)(idx << 3));
-  diyfp c = {cached_f[idx], cached_e[idx]};
-  diyfp W = mul(normalize(w), c), Wp = mul(pl, c), Wm = mul(mi, c);
-  Wm.f++;
-  Wp.f--;
-  digit_gen(W, Wp, Wp.f - Wm.f, buf, len, K);
-}
-
-/* JSON text of the value digits * 10^K (a leading '-' when neg) into p; returns the length. */
-static int format(const char *d, int len, int K, int neg, char *out)
-{
+  digits_t D;
+  uint64_t hi = m / 100000000;
+  D.w[1] = digits8((uint32_t)(m - hi * 100000000));
+  uint64_t top = hi / 100000000;
+  D.w[0] = digits8((uint32_t)(hi - top * 100000000));
+  D.top = (char)('0' + top);
+  int bits = 64 - __builtin_clzll(m), t = (bits * 1233) >> 12;
+  int len = t + (m >= pow10_64[t]); /* decimal digits of m */
+  int tz;                           /* its trailing zeros: the '0' bytes at the top of the words */
+  uint64_t x1 = D.w[1] ^ 0x3030303030303030ull, x0 = D.w[0] ^ 0x3030303030303030ull;
+  if (x1)
+    tz = __builtin_clzll(x1) >> 3;
+  else
+    tz = x0 ? 8 + (__builtin_clzll(x0) >> 3) : 16;
+  int s = 24 - len; /* the first digit in D */
+  len -= tz;
+  K += tz;
   char *p = out;
   if (neg) *p++ = '-';
   int exp10 = len + K; /* v = 0.d1d2... * 10^exp10 */
   if (exp10 > 0 && exp10 <= 21) {
     if (len <= exp10) { /* an integer: digits, zeros, ".0" */
-      memcpy(p, d, (size_t)len);
+      put_digits(&D, s, p);
       memset(p + len, '0', (size_t)(exp10 - len));
       p += exp10;
       memcpy(p, ".0", 2);
       p += 2;
-    } else {
-      memcpy(p, d, (size_t)exp10);
-      p += exp10;
-      *p++ = '.';
-      memcpy(p, d + exp10, (size_t)(len - exp10));
-      p += len - exp10;
+    } else { /* digits shifted one right, then the integer part moved back over the gap */
+      put_digits(&D, s, p + 1);
+      for (int i = 0; i < exp10; i++) p[i] = p[i + 1];
+      p[exp10] = '.';
+      p += len + 1;
     }
   } else if (exp10 <= 0 && exp10 > -6) { /* 0.000ddd */
-    memcpy(p, "0.", 2);
-    p += 2;
-    memset(p, '0', (size_t)-exp10);
-    p += -exp10;
-    memcpy(p, d, (size_t)len);
+    memcpy(p, "0.00000000", 8);
+    p += 2 - exp10;
+    put_digits(&D, s, p);
     p += len;
   } else { /* d.ddde+-x */
-    *p++ = d[0];
-    *p++ = '.';
-    if (len > 1) {
-      memcpy(p, d + 1, (size_t)(len - 1));
-      p += len - 1;
-    } else {
-      *p++ = '0';
-    }
+    put_digits(&D, s, p + 1);
+    p[0] = p[1];
+    p[1] = '.';
+    if (len == 1) p[2] = '0';
+    p += len > 1 ? len + 1 : 3;
     int e = exp10 - 1;
     *p++ = 'e';
     if (e < 0) {
       *p++ = '-';
       e = -e;
     }
-    char t[4];
-    int n = 0;
-    do {
-      t[n++] = (char)('0' + e % 10);
-      e /= 10;
-    } while (e);
-    while (n) *p++ = t[--n];
+    if (e >= 100) *p++ = (char)('0' + e / 100);
+    if (e >= 10) *p++ = (char)('0' + e / 10 % 10);
+    *p++ = (char)('0' + e % 10);
   }
   *p = 0;
   return (int)(p - out);
@@ -260,14 +181,18 @@ static int format(const char *d, int len, int K, int neg, char *out)
  * mbits bits (ebias the exponent bias): the format-independent part of both entry points. */
 static int shortest(uint64_t sig, int be, int mbits, int ebias, int neg, char *out)
 {
-  if (!be && !sig) return format("0", 1, -1, neg, out); /* "0.0", "-0.0" */
-  char d[24];
-  int len, K, emin = 1 - ebias - mbits; /* the exponent of the subnormals' unit */
-  if (be)
-    grisu2(sig | (uint64_t)1 << mbits, be - 1 + emin, !sig && be > 1, d, &len, &K);
+  if (!be && !sig) { /* "0.0", "-0.0" */
+    memcpy(out, "-0.0", 5);
+    if (!neg) memmove(out, out + 1, 4);
+    return 3 + neg;
+  }
+  int K = 0, q = (be ? be - 1 : 0) + 1 - ebias - mbits; /* v = c 2^q */
+  uint64_t c = be ? sig | (uint64_t)1 << mbits : sig, m;
+  if (be && q <= 0 && q > -mbits - 1 && !(c & (((uint64_t)1 << -q) - 1)))
+    m = c >> -q; /* an integer below 2^(mbits+1): its own shortest digits */
   else
-    grisu2(sig, emin, 0, d, &len, &K);
-  return format(d, len, K, neg, out);
+    m = schubfach(c, q, be > 1 && !sig, &K);
+  return format(m, K, neg, out);
 }
 
 int lossd_dtoa(double v, char *out)

@@ -2,9 +2,10 @@
 #ifndef LOSSD_DTOA_H
 #define LOSSD_DTOA_H
 
-/* Write v (finite) to out (at least 32 bytes) as JSON number text that reads back to exactly v,
- * with a fraction or exponent so that it reads as a real ("2.0", "1e-07", "-0.0"). Returns
- * the length. */
+/* Write v (finite) to out (at least 32 bytes) as JSON number text that reads back to exactly v:
+ * the fewest significant digits that do (at most 17), and of those the closest to v (Python's
+ * repr digits), with a fraction or exponent so that it reads as a real ("2.0", "0.1",
+ * "1.0e-7", "-0.0"). Returns the length. */
 int lossd_dtoa(double v, char *out);
 
 /* The same for a float32: text that reads back to exactly v when read as a float32 (correctly
