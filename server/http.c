@@ -24,6 +24,7 @@ uint64_t http_now_ns(void)
 /* ---- driving MHD ----------------------------------------------------------------------------- */
 
 static void on_timer(uv_timer_t *t);
+static void flush_pending(server_t *s);
 
 /* Run MHD, then re-arm the timer from its timeout: MHD registers sockets edge-triggered and
  * keeps its own ready list, so a 0 timeout is how it asks to continue. */
@@ -31,7 +32,10 @@ static void run_mhd(server_t *s)
 {
   if (!s->mhd) return;
   s->kicked = 0;
+  s->in_run = 1;
   MHD_run(s->mhd);
+  s->in_run = 0;
+  flush_pending(s);
   /* A connection resumed from inside this run (a barrier completed in another rank's handler)
    * needs another run now: 0.9.75's MHD_get_timeout does not account for pending resumes and
    * would re-arm the timer for the idle timeout instead (SERVER-NOTES.md). */
@@ -159,25 +163,74 @@ void http_respond_error(req_t *r, const api_error_t *e)
 
 /* ---- work on the pool ------------------------------------------------------------------------ */
 
+/* Each pool item costs a futex wake of an idle worker, and on this kind of VM every wake is an
+ * inter-processor interrupt: for a small request the hand-off cost more than its compute. So
+ * the compute requests that arrive in one MHD run are handed over when it returns, small ones
+ * in up to `threads` batches (every worker still gets work) of at most BATCH_MAX requests;
+ * a request with a body above BATCH_BODY goes alone, so that no small request waits behind
+ * a large one. A batch is one uv_queue_work: its work callback runs each request's work in
+ * turn, its after-work callback answers each of them on the loop thread. */
+#define BATCH_MAX  8
+#define BATCH_BODY ((size_t)16 << 10)
+
 static void work_cb(uv_work_t *w)
 {
-  req_t *r = w->data;
-  r->work_fn(r);
+  for (req_t *r = w->data; r; r = r->batch_next) r->work_fn(r);
 }
 
 static void after_work_cb(uv_work_t *w, int status)
 {
-  req_t *r = w->data;
-  server_t *s = r->srv;
   (void)status;
-  s->queued--;
-  r->work_pending = 0;
-  if (r->counted_bytes) { /* the body is no longer needed */
-    s->inflight_bytes -= r->cap;
-    r->counted_bytes = 0;
+  for (req_t *r = w->data, *next; r; r = next) {
+    server_t *s = r->srv;
+    next = r->batch_next;
+    r->batch_next = NULL;
+    s->queued--;
+    r->work_pending = 0;
+    if (r->counted_bytes) { /* the body is no longer needed */
+      s->inflight_bytes -= r->cap;
+      r->counted_bytes = 0;
+    }
+    r->done_fn(r); /* a request whose work could not be queued answers 500 here */
+    req_maybe_free(r);
   }
-  r->done_fn(r);
-  req_maybe_free(r);
+}
+
+static void submit(server_t *s, req_t *head)
+{
+  head->work.data = head;
+  if (uv_queue_work(s->loop, &head->work, work_cb, after_work_cb))
+    after_work_cb(&head->work, UV_EINVAL); /* only for a NULL callback: not reached */
+}
+
+static void flush_pending(server_t *s)
+{
+  if (!s->npend) return;
+  long threads = s->cfg.threads > 0 ? s->cfg.threads : 1;
+  long per = (s->npend + threads - 1) / threads, k = 0;
+  if (per > BATCH_MAX) per = BATCH_MAX;
+  req_t *r = s->pend_head, *head = NULL, *tail = NULL;
+  s->pend_head = s->pend_tail = NULL;
+  s->npend = 0;
+  while (r) {
+    req_t *next = r->batch_next;
+    r->batch_next = NULL;
+    if (r->len > BATCH_BODY) {
+      submit(s, r);
+    } else {
+      if (head)
+        tail->batch_next = r;
+      else
+        head = r;
+      tail = r;
+      if (++k == per) {
+        submit(s, head);
+        head = NULL, k = 0;
+      }
+    }
+    r = next;
+  }
+  if (head) submit(s, head);
 }
 
 int http_queue_work(req_t *r, void (*work_fn)(req_t *), void (*done_fn)(req_t *))
@@ -186,18 +239,18 @@ int http_queue_work(req_t *r, void (*work_fn)(req_t *), void (*done_fn)(req_t *)
   if ((unsigned long)s->queued >= s->cfg.queue_depth) return -1;
   r->work_fn = work_fn;
   r->done_fn = done_fn;
-  r->work.data = r;
   MHD_suspend_connection(r->conn);
   r->suspended = 1;
   r->work_pending = 1;
   s->queued++;
-  if (uv_queue_work(s->loop, &r->work, work_cb, after_work_cb)) {
-    s->queued--;
-    r->work_pending = 0;
-    r->suspended = 0;
-    MHD_resume_connection(r->conn);
-    return -1;
-  }
+  r->batch_next = NULL;
+  if (s->pend_tail)
+    s->pend_tail->batch_next = r;
+  else
+    s->pend_head = r;
+  s->pend_tail = r;
+  s->npend++;
+  if (!s->in_run) flush_pending(s);
   return 0;
 }
 

@@ -44,7 +44,8 @@ struct req {
   int retry_after;
   size_t sent_bytes;
   /* compute */
-  uv_work_t work;
+  uv_work_t work;    /* the pool item of a batch whose first request this is */
+  req_t *batch_next; /* the next request of its batch */
   void (*work_fn)(req_t *r);
   void (*done_fn)(req_t *r);
   const cat_desc_t *desc;
@@ -67,7 +68,10 @@ struct server {
   uv_timer_t timer, drain_timer, stop_timer;
   uv_signal_t sigterm, sigint;
   int ready, draining, quiesced, stopping;
-  int kicked;    /* a resume asked for another MHD run */
+  int kicked; /* a resume asked for another MHD run */
+  int in_run; /* inside MHD_run: compute requests collect in pend until it returns */
+  req_t *pend_head, *pend_tail;
+  long npend;
   long inflight; /* requests received and not answered */
   long queued;   /* compute work queued or running */
   size_t inflight_bytes;
@@ -87,7 +91,8 @@ void http_respond(req_t *r, int status, const char *ctype, char *body, size_t le
 void http_respond_json(req_t *r, int status, sb_t *body);
 void http_respond_error(req_t *r, const api_error_t *e);
 /* Suspend r and run work_fn on the pool, then done_fn on the loop. Returns -1 when the queue is
- * full (the caller answers 503). */
+ * full (the caller answers 503). The requests that arrive in one MHD run go to the pool
+ * together when it returns, small ones in batches (see http.c). */
 int http_queue_work(req_t *r, void (*work_fn)(req_t *), void (*done_fn)(req_t *));
 /* Suspend r with no work (a multitask rank waiting at a barrier). */
 void http_wait(req_t *r);

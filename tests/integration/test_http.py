@@ -246,6 +246,45 @@ class Http(unittest.TestCase):
             ok += status_of(data) == 200 and b"0.3454563805893" in data
         self.assertEqual(ok, 500)
 
+    def test_batched_answers_match_their_requests(self):
+        """Requests that arrive together go to the pool in batches: 300 distinct ones at once,
+        some invalid and some with bodies too large to batch, each answered with its own loss
+        (a mixed-up batch would hand one client another's answer)."""
+        import math
+        socks, want = [], []
+        for i in range(300):
+            z, t = [i * 0.01, 0.5, -0.3], i % 3
+            if i % 37 == 5:  # out of range: a 422 inside a batch
+                t = 7
+            inputs = {"logits": [z], "target": [t]}
+            if i % 50 == 7:  # 24 KiB of spaces: above the batch size, goes alone
+                body = json.dumps(inputs).encode() + b" " * 24576
+                body = b'{"inputs":' + body + b"}"
+            else:
+                body = json.dumps({"inputs": inputs}).encode()
+            req = (b"POST /v1/losses/cross_entropy HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                   b"application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+                   % len(body)) + body
+            s = socket.create_connection(("127.0.0.1", self.s.port), timeout=30)
+            s.sendall(req)
+            socks.append(s)
+            m = max(z)
+            want.append(None if t == 7 else m + math.log(sum(math.exp(v - m) for v in z)) - z[t])
+        for s, w in zip(socks, want):
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            if w is None:
+                self.assertEqual(status_of(data), 422)
+                continue
+            self.assertEqual(status_of(data), 200, data[:200])
+            got = json.loads(data.split(b"\r\n\r\n", 1)[1])["loss"]
+            self.assertTrue(close_to(got, w, 1e-12), (got, w))
+
     def test_slow_client_does_not_block(self):
         s = socket.create_connection(("127.0.0.1", self.s.port))
         s.sendall(b"POST /v1/losses/cross_entropy HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"in")
