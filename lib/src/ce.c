@@ -32,6 +32,21 @@ static double wt(const ce_t *ce, size_t c)
   return ce->w ? ce->w[c] : 1.0;
 }
 
+/* An index-target sample's loss from its lse: (1-e) w_y (lse - z_y) + (e/C)(W lse - sz), with
+ * sz = sum_c w_c z_c (read only when e > 0). */
+static double index_loss(const ce_t *ce, double lse, double zy, int64_t y, double sz)
+{
+  double eps = ce->eps, l = (1 - eps) * wt(ce, (size_t)y) * (lse - zy);
+  return eps > 0 ? l + eps / (double)ce->c * (ce->wsum * lse - sz) : l;
+}
+
+/* The factor of p_k in an index-target sample's gradient, times sc: (1-e) w_y + e W/C. */
+static double index_pscale(const ce_t *ce, int64_t y, double sc)
+{
+  double eps = ce->eps;
+  return sc * ((1 - eps) * wt(ce, (size_t)y) + eps * ce->wsum / (double)ce->c);
+}
+
 /* The float32 [N, C] index-target kernel: three passes over a row that stays in L2 (max, exp
  * stored into the gradient, scale), so DRAM sees one read of z and one write of the gradient.
  * Four independent vectors per step keep the out-of-order core fed (exp is a long dependency
@@ -102,10 +117,8 @@ LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, doubl
     if (g) g[k] = e;
     sum += e;
   }
-  double lse = m + log(sum), wy = wt(ce, (size_t)y), eps = ce->eps;
-  double l = (1 - eps) * wy * (lse - z[y]);
+  double lse = m + log(sum), wy = wt(ce, (size_t)y), eps = ce->eps, sz = 0;
   if (eps > 0) {
-    double sz = 0;
     if (!ce->w) {
       loss__v8f a0 = loss__v8f_splat(0.0f), a1 = a0;
       for (k = 0; k + 16 <= C;) {
@@ -118,11 +131,10 @@ LOSS__HOT static int ce_row_f32(const ce_t *ce, const float *z, int64_t y, doubl
     } else {
       for (k = 0; k < C; k++) sz += ce->w[k] * z[k];
     }
-    l += eps / (double)C * (ce->wsum * lse - sz);
   }
-  *loss = l;
+  *loss = index_loss(ce, lse, z[y], y, sz);
   if (!g) return 0;
-  float a = (float)(sc * ((1 - eps) * wy + eps * ce->wsum / (double)C) / sum);
+  float a = (float)(index_pscale(ce, y, sc) / sum);
   float b = (float)(sc * eps / (double)C);
   if (!ce->w) {
     loss__v8f va = loss__v8f_splat(a), vb = loss__v8f_splat(b);
@@ -178,16 +190,12 @@ LOSS__HOT static int ce_row_f64(const ce_t *ce, const double *z, int64_t y, doub
     if (g) g[k] = e;
     sum += e;
   }
-  double lse = m + log(sum), wy = wt(ce, (size_t)y), eps = ce->eps;
-  double l = (1 - eps) * wy * (lse - z[y]);
-  if (eps > 0) {
-    double sz = 0;
+  double lse = m + log(sum), wy = wt(ce, (size_t)y), eps = ce->eps, sz = 0;
+  if (eps > 0)
     for (k = 0; k < C; k++) sz += wt(ce, k) * z[k];
-    l += eps / (double)C * (ce->wsum * lse - sz);
-  }
-  *loss = l;
+  *loss = index_loss(ce, lse, z[y], y, sz);
   if (!g) return 0;
-  double a = sc * ((1 - eps) * wy + eps * ce->wsum / (double)C) / sum, b = sc * eps / (double)C;
+  double a = index_pscale(ce, y, sc) / sum, b = sc * eps / (double)C;
   if (!ce->w) {
     loss__v4d va = zero + a, vb = zero + b;
     for (k = 0; k + 4 <= C; k += 4) {
@@ -215,9 +223,9 @@ static void ce_sample(const ce_t *ce, const double *z, const double *t, int64_t 
     double wy = wt(ce, (size_t)y), sz = 0;
     if (eps > 0)
       for (size_t k = 0; k < C; k++) sz += wt(ce, k) * z[k];
-    *loss = (1 - eps) * wy * (lse - z[y]) + (eps > 0 ? eps / (double)C * (ce->wsum * lse - sz) : 0);
+    *loss = index_loss(ce, lse, z[y], y, sz);
     if (!g) return;
-    double a = sc * ((1 - eps) * wy + eps * ce->wsum / (double)C);
+    double a = index_pscale(ce, y, sc);
     for (size_t k = 0; k < C; k++) g[k] = a * exp(z[k] - lse) - sc * eps / (double)C * wt(ce, k);
     g[y] -= sc * (1 - eps) * wy;
     return;

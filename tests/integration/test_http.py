@@ -30,6 +30,29 @@ def unb64(t):
     return list(struct.unpack("<" + fmt * (len(raw) // struct.calcsize(fmt)), raw))
 
 
+def post_all_at_once(port, bodies):
+    """POST each body to cross_entropy on its own connection, all sent before any answer is
+    read; returns the raw responses in order."""
+    socks = []
+    for body in bodies:
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(b"POST /v1/losses/cross_entropy HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                  b"application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+                  % len(body) + body)
+        socks.append(s)
+    out = []
+    for s in socks:
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        out.append(data)
+    return out
+
+
 class Http(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -227,23 +250,8 @@ class Http(unittest.TestCase):
 
     def test_500_concurrent(self):
         body = json.dumps(CE_BODY).encode()
-        req = (b"POST /v1/losses/cross_entropy HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-               b"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
-        socks = []
-        for _ in range(500):
-            s = socket.create_connection(("127.0.0.1", self.s.port), timeout=30)
-            s.sendall(req)
-            socks.append(s)
-        ok = 0
-        for s in socks:
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            s.close()
-            ok += status_of(data) == 200 and b"0.3454563805893" in data
+        ok = sum(status_of(d) == 200 and b"0.3454563805893" in d
+                 for d in post_all_at_once(self.s.port, [body] * 500))
         self.assertEqual(ok, 500)
 
     def test_batched_answers_match_their_requests(self):
@@ -251,33 +259,18 @@ class Http(unittest.TestCase):
         some invalid and some with bodies too large to batch, each answered with its own loss
         (a mixed-up batch would hand one client another's answer)."""
         import math
-        socks, want = [], []
+        bodies, want = [], []
         for i in range(300):
             z, t = [i * 0.01, 0.5, -0.3], i % 3
             if i % 37 == 5:  # out of range: a 422 inside a batch
                 t = 7
-            inputs = {"logits": [z], "target": [t]}
+            body = json.dumps({"inputs": {"logits": [z], "target": [t]}}).encode()
             if i % 50 == 7:  # 24 KiB of spaces: above the batch size, goes alone
-                body = json.dumps(inputs).encode() + b" " * 24576
-                body = b'{"inputs":' + body + b"}"
-            else:
-                body = json.dumps({"inputs": inputs}).encode()
-            req = (b"POST /v1/losses/cross_entropy HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                   b"application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
-                   % len(body)) + body
-            s = socket.create_connection(("127.0.0.1", self.s.port), timeout=30)
-            s.sendall(req)
-            socks.append(s)
+                body = body[:-1] + b" " * 24576 + b"}"
+            bodies.append(body)
             m = max(z)
             want.append(None if t == 7 else m + math.log(sum(math.exp(v - m) for v in z)) - z[t])
-        for s, w in zip(socks, want):
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            s.close()
+        for data, w in zip(post_all_at_once(self.s.port, bodies), want):
             if w is None:
                 self.assertEqual(status_of(data), 422)
                 continue
