@@ -137,8 +137,10 @@ static size_t number_at(const char *p, size_t n, int *is_int, int64_t *ival, dou
   }
   if (i < n && p[i] == '.') {
     size_t s = ++i;
-    /* eight significant digits at a time while they fit in w */
-    while (w && nd <= 11 && i + 8 <= n) {
+    if (!w) /* a value below 1: its leading zeros are not significant digits */
+      for (; i < n && p[i] == '0'; i++) q--;
+    /* eight significant digits at a time while they fit in w (the first is not a 0 when w is) */
+    while (nd <= 11 && i + 8 <= n) {
       uint64_t v;
       memcpy(&v, p + i, 8);
       uint32_t e8 = eight_digits(v);

@@ -138,7 +138,7 @@ static void reals_as_strtod(void **state)
 {
   (void)state;
   uint64_t x = 0x9e3779b97f4a7c15ull;
-  char lit[64];
+  char lit[96];
   for (int k = 0; k < 400000; k++) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     double d;
@@ -156,6 +156,20 @@ static void reals_as_strtod(void **state)
     int64_t iv;
     double got, ref = strtod(lit, NULL);
     if (isinf(ref)) continue; /* rejected as jansson does, checked above */
+    assert_int_equal(lift_number(lit, strlen(lit), &is_int, &iv, &got), 0);
+    if (memcmp(&got, &ref, sizeof got)) fail_msg("%s: %.17g, strtod %.17g", lit, got, ref);
+  }
+  /* Values below 1 in positional notation, as json.dumps and most encoders write gradients:
+   * leading zeros in the fraction (up to 30 of them) before 1 to 40 digits, so that the
+   * significant digits start anywhere and run past 19 (truncated) */
+  for (int k = 0; k < 200000; k++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    double d = ldexp((double)(x >> 11), -53) * pow(10, -(double)(x % 31));
+    int digits = 1 + (int)((x >> 5) % 40) + (int)(x % 31);
+    snprintf(lit, sizeof lit, "%s%.*f", k & 1 ? "-" : "", digits, d);
+    int is_int = 0;
+    int64_t iv;
+    double got, ref = strtod(lit, NULL);
     assert_int_equal(lift_number(lit, strlen(lit), &is_int, &iv, &got), 0);
     if (memcmp(&got, &ref, sizeof got)) fail_msg("%s: %.17g, strtod %.17g", lit, got, ref);
   }
