@@ -70,6 +70,10 @@ typedef struct cat_desc {
   const char *default_reduction;
   const char *extras; /* for people */
   int (*run)(const struct cat_desc *d, const cat_call_t *c, loss_result_t *out);
+  /* 1: the work grows with the body (every pass and output is about as large as an input), so
+   * a small request of this loss may share a pool item with others (http.c); 0: a small body
+   * can still ask for much work (pairwise N x N, L x L spans, iterations), so it goes alone. */
+  int batchable;
 } cat_desc_t;
 
 /* The catalogue, in a stable order. */

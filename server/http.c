@@ -167,9 +167,10 @@ void http_respond_error(req_t *r, const api_error_t *e)
  * inter-processor interrupt: for a small request the hand-off cost more than its compute. So
  * the compute requests that arrive in one MHD run are handed over when it returns, small ones
  * in up to `threads` batches (every worker still gets work) of at most BATCH_MAX requests;
- * a request with a body above BATCH_BODY goes alone, so that no small request waits behind
- * a large one. A batch is one uv_queue_work: its work callback runs each request's work in
- * turn, its after-work callback answers each of them on the loop thread. */
+ * a request with a body above BATCH_BODY, or of a loss whose work a small body does not bound
+ * (cat_desc_t.batchable: pairwise, span and iterative losses, /v1/batch), goes alone, so that
+ * no small request waits behind a long one. A batch is one uv_queue_work: its work callback runs
+ * each request's work in turn, its after-work callback answers each of them on the loop thread. */
 #define BATCH_MAX  8
 #define BATCH_BODY ((size_t)16 << 10)
 
@@ -215,7 +216,7 @@ static void flush_pending(server_t *s)
   while (r) {
     req_t *next = r->batch_next;
     r->batch_next = NULL;
-    if (r->len > BATCH_BODY) {
+    if (r->len > BATCH_BODY || !r->desc || !r->desc->batchable) {
       submit(s, r);
     } else {
       if (head)

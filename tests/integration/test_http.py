@@ -278,6 +278,53 @@ class Http(unittest.TestCase):
             got = json.loads(data.split(b"\r\n\r\n", 1)[1])["loss"]
             self.assertTrue(close_to(got, w, 1e-12), (got, w))
 
+    def test_long_request_does_not_hold_batched_ones(self):
+        """A small body can ask for much work (Sinkhorn's iterations): such a request goes to
+        the pool alone (tests/server/test_catalog.c checks which losses may share a pool item),
+        and small requests arriving with it are answered while it runs. Every request is sent
+        but its last byte, then the last bytes in a burst."""
+        rng = random.Random(3)
+        pts = [[rng.uniform(-1, 1), rng.uniform(-1, 1)] for _ in range(150)]
+        slow = json.dumps({"inputs": {"a": [1 / 150] * 150, "b": [1 / 150] * 150, "x": pts,
+                                      "y": pts[::-1]},
+                           "params": {"reg": 0.05, "max_iter": 60000, "tol": 0}}).encode()
+        ce = json.dumps(CE_BODY).encode()
+
+        def request(path, body):
+            return (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Connection: close\r\nContent-Length: %d\r\n\r\n" % (path, len(body)) + body)
+
+        with Server("--threads", "2") as srv:
+            reqs = [request(b"/v1/losses/sinkhorn", slow)] + [request(b"/v1/losses/cross_entropy", ce)] * 40
+            socks = []
+            for q in reqs:
+                c = socket.create_connection(("127.0.0.1", srv.port), timeout=120)
+                c.sendall(q[:-1])
+                socks.append(c)
+            time.sleep(0.2)
+            for c, q in zip(socks, reqs):
+                c.sendall(q[-1:])
+
+            def answer(c):
+                data = b""
+                while True:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                c.close()
+                return data
+            small = [answer(c) for c in socks[1:]]
+            socks[0].setblocking(False)
+            try:
+                running = socks[0].recv(1) == b"x"  # any byte would be the answer
+            except BlockingIOError:
+                running = True  # no answer yet
+            socks[0].setblocking(True)
+            self.assertTrue(all(status_of(d) == 200 for d in small))
+            self.assertTrue(running, "the small requests waited for the Sinkhorn request")
+            self.assertEqual(status_of(answer(socks[0])), 200)
+
     def test_slow_client_does_not_block(self):
         s = socket.create_connection(("127.0.0.1", self.s.port))
         s.sendall(b"POST /v1/losses/cross_entropy HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"in")
