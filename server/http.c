@@ -1,6 +1,7 @@
 /* http.c - libmicrohttpd in external epoll mode on the libuv loop; request lifecycle. */
 #include "http.h"
 
+#include "metrics.h"
 #include "multitask.h"
 
 #include <arpa/inet.h>
@@ -199,6 +200,9 @@ static void after_work_cb(uv_work_t *w, int status)
 
 static void submit(server_t *s, req_t *head)
 {
+  unsigned n = 0;
+  for (req_t *r = head; r; r = r->batch_next) n++;
+  metrics_pool_item(n);
   head->work.data = head;
   if (uv_queue_work(s->loop, &head->work, work_cb, after_work_cb))
     after_work_cb(&head->work, UV_EINVAL); /* only for a NULL callback: not reached */

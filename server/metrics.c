@@ -30,6 +30,7 @@ static struct {
     unsigned long long n;
   } loss[32];
   int nloss;
+  unsigned long long pool_items, pool_requests;
   struct {
     char method[16];
     unsigned long long n;
@@ -89,6 +90,12 @@ void metrics_request(route_id_t r, int status, double seconds)
   }
   M.route[r].n[i]++;
   observe(&M.route[r].dur, seconds);
+}
+
+void metrics_pool_item(unsigned requests)
+{
+  M.pool_items++;
+  M.pool_requests += requests;
 }
 
 void metrics_loss_eval(const char *loss, unsigned n)
@@ -191,6 +198,13 @@ void metrics_render(sb_t *s, const metrics_gauges_t *g)
             "# HELP lossd_queue_depth Compute requests queued or running.\n"
             "# TYPE lossd_queue_depth gauge\nlossd_queue_depth %ld\n",
             g->queue_depth);
+  sb_printf(s,
+            "# HELP lossd_pool_items_total Work items handed to the worker pool (a batch of "
+            "small requests is one).\n"
+            "# TYPE lossd_pool_items_total counter\nlossd_pool_items_total %llu\n"
+            "# HELP lossd_pool_requests_total Compute requests handed to the worker pool.\n"
+            "# TYPE lossd_pool_requests_total counter\nlossd_pool_requests_total %llu\n",
+            M.pool_items, M.pool_requests);
   sb_puts(s, "# HELP lossd_loss_evaluations_total Loss evaluations by loss.\n"
              "# TYPE lossd_loss_evaluations_total counter\n");
   for (int i = 0; i < M.nloss; i++)

@@ -25,6 +25,8 @@ const char *route_name(route_id_t r);
 void metrics_init(void);
 void metrics_request(route_id_t r, int status, double seconds);
 void metrics_loss_eval(const char *loss, unsigned n);
+/* One pool item carrying `requests` compute requests (http.c batches small ones). */
+void metrics_pool_item(unsigned requests);
 void metrics_mt_step(const char *method, double barrier_wait_seconds);
 
 typedef struct {

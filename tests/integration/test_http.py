@@ -102,7 +102,8 @@ class Http(unittest.TestCase):
         for m in ("lossd_http_requests_total{route=\"loss\",code=\"200\"}",
                   "lossd_http_request_duration_seconds_bucket", "lossd_inflight_requests",
                   "lossd_queue_depth", "lossd_loss_evaluations_total{loss=\"cross_entropy\"}",
-                  "lossd_multitask_sessions", "process_resident_memory_bytes"):
+                  "lossd_multitask_sessions", "process_resident_memory_bytes",
+                  "lossd_pool_items_total", "lossd_pool_requests_total"):
             self.assertIn(m, text)
 
     def test_api_example(self):
@@ -270,6 +271,7 @@ class Http(unittest.TestCase):
             bodies.append(body)
             m = max(z)
             want.append(None if t == 7 else m + math.log(sum(math.exp(v - m) for v in z)) - z[t])
+        before = self.pool_counts()
         for data, w in zip(post_all_at_once(self.s.port, bodies), want):
             if w is None:
                 self.assertEqual(status_of(data), 422)
@@ -277,6 +279,16 @@ class Http(unittest.TestCase):
             self.assertEqual(status_of(data), 200, data[:200])
             got = json.loads(data.split(b"\r\n\r\n", 1)[1])["loss"]
             self.assertTrue(close_to(got, w, 1e-12), (got, w))
+        items, reqs = (a - b for a, b in zip(self.pool_counts(), before))
+        self.assertEqual(reqs, 300)
+        self.assertLess(items, reqs)  # some requests shared a pool item
+        self.assertGreaterEqual(items, 6)  # the six large bodies went alone
+
+    def pool_counts(self):
+        text = self.s.get("/metrics")[2]
+        val = {ln.split()[0]: int(ln.split()[1]) for ln in text.splitlines()
+               if ln.startswith("lossd_pool_")}
+        return val["lossd_pool_items_total"], val["lossd_pool_requests_total"]
 
     def test_long_request_does_not_hold_batched_ones(self):
         """A small body can ask for much work (Sinkhorn's iterations): such a request goes to
