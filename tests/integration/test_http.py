@@ -40,17 +40,19 @@ def post_all_at_once(port, bodies):
                   b"application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
                   % len(body) + body)
         socks.append(s)
-    out = []
-    for s in socks:
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        s.close()
-        out.append(data)
-    return out
+    return [recv_all(s) for s in socks]
+
+
+def recv_all(s):
+    """Everything the server sends until it closes the connection; closes the socket."""
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data
 
 
 class Http(unittest.TestCase):
@@ -316,17 +318,7 @@ class Http(unittest.TestCase):
             time.sleep(0.2)
             for c, q in zip(socks, reqs):
                 c.sendall(q[-1:])
-
-            def answer(c):
-                data = b""
-                while True:
-                    chunk = c.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                c.close()
-                return data
-            small = [answer(c) for c in socks[1:]]
+            small = [recv_all(c) for c in socks[1:]]
             socks[0].setblocking(False)
             try:
                 running = socks[0].recv(1) == b"x"  # any byte would be the answer
@@ -335,7 +327,7 @@ class Http(unittest.TestCase):
             socks[0].setblocking(True)
             self.assertTrue(all(status_of(d) == 200 for d in small))
             self.assertTrue(running, "the small requests waited for the Sinkhorn request")
-            self.assertEqual(status_of(answer(socks[0])), 200)
+            self.assertEqual(status_of(recv_all(socks[0])), 200)
 
     def test_slow_client_does_not_block(self):
         s = socket.create_connection(("127.0.0.1", self.s.port))
