@@ -198,10 +198,9 @@ static void after_work_cb(uv_work_t *w, int status)
   }
 }
 
-static void submit(server_t *s, req_t *head)
+/* One pool item for the n requests linked from head. */
+static void submit(server_t *s, req_t *head, unsigned n)
 {
-  unsigned n = 0;
-  for (req_t *r = head; r; r = r->batch_next) n++;
   metrics_pool_item(n);
   head->work.data = head;
   if (uv_queue_work(s->loop, &head->work, work_cb, after_work_cb))
@@ -221,7 +220,7 @@ static void flush_pending(server_t *s)
     req_t *next = r->batch_next;
     r->batch_next = NULL;
     if (r->len > BATCH_BODY || !r->desc || !r->desc->batchable) {
-      submit(s, r);
+      submit(s, r, 1);
     } else {
       if (head)
         tail->batch_next = r;
@@ -229,13 +228,13 @@ static void flush_pending(server_t *s)
         head = r;
       tail = r;
       if (++k == per) {
-        submit(s, head);
+        submit(s, head, (unsigned)k);
         head = NULL, k = 0;
       }
     }
     r = next;
   }
-  if (head) submit(s, head);
+  if (head) submit(s, head, (unsigned)k);
 }
 
 int http_queue_work(req_t *r, void (*work_fn)(req_t *), void (*done_fn)(req_t *))
