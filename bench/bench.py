@@ -3,8 +3,9 @@
 
 make bench  ->  /usr/bin/python3 bench/bench.py --bin build/bench/bench_kernels
 Single thread on both sides (torch.set_num_threads(1), OPENBLAS_NUM_THREADS=1). Each side is
-timed as value + gradient, median of the same number of runs (--reps) after a warm-up. Prints a table and, last,
-"bench: geomean speedup vs reference X.XX over N cases".
+timed as value + gradient, median of the same number of runs (--reps) after a warm-up, in
+--rounds rounds that alternate lossd and the reference; a case's speedup is the median of its
+rounds' ratios. Prints a table and, last, "bench: geomean speedup vs reference X.XX over N cases".
 """
 import argparse
 import math
@@ -44,6 +45,18 @@ def median_ms(fn, reps):
         ts.append((time.perf_counter() - t0) * 1e3)
     ts.sort()
     return ts[len(ts) // 2]
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def bandwidth(binary):
+    """(copy GB/s, read GB/s), measured now by the benchmark binary."""
+    out = subprocess.run([binary, "bandwidth"], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[1]), float(out[3])
 
 
 def write(d, name, arr):
@@ -158,13 +171,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", default="")
     args = ap.parse_args()
     if torch is None:
         print("bench: /usr/bin/python3 has no torch; install python3-torch (make deps-bench)")
         return 1
-    bws = subprocess.run([args.bin, "bandwidth"], capture_output=True, text=True, check=True).stdout.split()
-    bw, rbw = float(bws[1]), float(bws[3])
+    bw, rbw = bandwidth(args.bin)
     print(f"machine: {os.cpu_count()} cores; measured memory bandwidth {bw:.1f} GB/s copying, "
           f"{rbw:.1f} GB/s reading (1 thread)")
     print(f"{'case':<24} {'shape':<22} {'lossd ms':>10} {'ref ms':>10} {'speedup':>8} {'target':>7}  note")
@@ -176,17 +189,26 @@ def main():
                 continue
             for k, v in inputs.items():
                 write(d, k, v)
-            ms, value = run_c(args.bin, name, d, args.reps)
-            rms = median_ms(ref, args.reps)  # as many timed runs as lossd gets
+            # Rounds interleave the two sides, so a drift of the machine's speed (this VM moves
+            # by 30% within a minute) reaches both; the ratio is the median of the rounds'.
+            rounds = []
+            for _ in range(args.rounds):
+                ms, value = run_c(args.bin, name, d, args.reps)
+                rms = median_ms(ref, args.reps)  # as many timed runs as lossd gets
+                rounds.append((rms / ms, ms, rms, bandwidth(args.bin)))
+            ratio = median([r[0] for r in rounds])
+            ms, rms = median([r[1] for r in rounds]), median([r[2] for r in rounds])
+            bw, rbw = median([r[3][0] for r in rounds]), median([r[3][1] for r in rounds])
             rv = ref()
-            note = "" if math.isclose(value, rv, rel_tol=1e-4, abs_tol=1e-6) else f"value {value:.6g} vs ref {rv:.6g}"
+            note = "" if math.isclose(value, rv, rel_tol=1e-4, abs_tol=1e-6) else f"value {value:.6g} vs ref {rv:.6g} "
             if name == "cross_entropy" and shape.endswith("[512,32000]"):
                 bound = 3 * 512 * 32000 * 4 / (bw * 1e9) * 1e3
-                note += f"bandwidth bound {bound:.2f} ms ({ms / bound:.2f}x)"
+                note += f"bandwidth bound {bound:.2f} ms ({ms / bound:.2f}x) "
             if name == "sinkhorn":  # one read of the n x n kernel per iteration, ~5 more around them
                 bound = (100 + 5) * 1024 * 1024 * 8 / (rbw * 1e9) * 1e3
-                note += f"bandwidth bound {bound:.2f} ms ({ms / bound:.2f}x)"
-            ratio = rms / ms
+                note += f"bandwidth bound {bound:.2f} ms ({ms / bound:.2f}x) "
+            if len(rounds) > 1:
+                note += "rounds " + " ".join(f"{r[0]:.2f}x" for r in rounds)
             ratios.append(ratio)
             ok = "ok" if ratio >= target else "MISS"
             print(f"{name:<24} {shape:<22} {ms:>10.3f} {rms:>10.3f} {ratio:>7.2f}x {target:>6.0f}x  {ok} {note}")
