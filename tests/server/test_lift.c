@@ -468,6 +468,34 @@ static void escaped_b64(void **state)
   sb_free(&s);
 }
 
+/* Where a string ends and whether it holds an escape, with the escape or the closing quote at
+ * every position of the 64-byte steps of the scan and around them: an escaped quote and an
+ * escaped backslash before the end of a short string, and a "\/" at either end of a long
+ * base64 string (left to jansson). Both are decoded with and without the lift. */
+static void string_ends(void **state)
+{
+  (void)state;
+  sb_t s;
+  for (int k = 0; k < 140; k++) {
+    for (int where = 0; where < 3; where++) {
+      sb_init(&s);
+      sb_puts(&s, "{\"note\": \"");
+      for (int i = 0; i < (where ? 3 : k); i++) sb_puts(&s, "x");
+      sb_puts(&s, "\\\"q\\\\\", \"inputs\": {\"logits\": {\"shape\": [1, 3072], "
+                  "\"dtype\": \"float32\", \"b64\": \"");
+      static const char *esc[4] = {"\\/AAA", "A\\/AA", "AA\\/A", "AAA\\/"}; /* '\\' at k % 4 */
+      for (int g = 0; g < 4096; g++) { /* 16384 characters, four at a time */
+        int at = where == 1 ? g == k / 4 : where == 2 ? g == 4095 - k / 4 : 0;
+        sb_puts(&s, at ? esc[k % 4] : "AAAA");
+      }
+      sb_puts(&s, "\"}, \"target\": [0]}}");
+      int lifted = same_decode("cross_entropy", s.p, 100000);
+      assert_int_equal(lifted, where ? 0 : 1); /* an escaped base64 string stays */
+      sb_free(&s);
+    }
+  }
+}
+
 /* What the lift leaves in the text: placeholders only where tensors go. */
 static void placeholders(void **state)
 {
@@ -530,6 +558,6 @@ int main(void)
       cmocka_unit_test(arrays_same),        cmocka_unit_test(corpus_same),
       cmocka_unit_test(random_same),        cmocka_unit_test(lifted_b64),
       cmocka_unit_test(placeholders),       cmocka_unit_test(escaped_b64),
-      cmocka_unit_test(forged_placeholders)};
+      cmocka_unit_test(string_ends),        cmocka_unit_test(forged_placeholders)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
