@@ -67,7 +67,8 @@ static void encode_triples(const unsigned char *p, size_t n, char *o)
 /* 32 characters -> 24 bytes per iteration while 32 output bytes fit (the store is 32 wide).
  * Validity: a character is in the alphabet iff its low-nibble class and high-nibble class share
  * no bit; the offset to its 6-bit value depends on its high nibble, '/' set apart from '+'.
- * Returns the characters consumed, or (size_t)-1 on a bad character. */
+ * Stops before the first block that holds a character outside the alphabet; returns the
+ * characters consumed (a multiple of 32). */
 __attribute__((target("avx2"))) static size_t decode_avx2(const unsigned char *u, size_t n,
                                                           unsigned char *out)
 {
@@ -87,14 +88,14 @@ __attribute__((target("avx2"))) static size_t decode_avx2(const unsigned char *u
   const __m256i pack = _mm256_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2,
                                         1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
   const __m256i gather = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7);
-  __m256i err = _mm256_setzero_si256();
   size_t i = 0;
   for (; i + 44 <= n; i += 32, out += 24) { /* 44: the 24 bytes written + 8 of slack, as text */
     __m256i s = _mm256_loadu_si256((const __m256i *)(u + i));
     __m256i hi = _mm256_and_si256(_mm256_srli_epi32(s, 4), nib);
     __m256i lo = _mm256_and_si256(s, nib);
-    err = _mm256_or_si256(
-        err, _mm256_and_si256(_mm256_shuffle_epi8(lut_lo, lo), _mm256_shuffle_epi8(lut_hi, hi)));
+    __m256i err =
+        _mm256_and_si256(_mm256_shuffle_epi8(lut_lo, lo), _mm256_shuffle_epi8(lut_hi, hi));
+    if (!_mm256_testz_si256(err, err)) break;
     __m256i roll = _mm256_shuffle_epi8(lut_roll, _mm256_add_epi8(_mm256_cmpeq_epi8(s, slash), hi));
     __m256i v = _mm256_add_epi8(s, roll);
     v = _mm256_maddubs_epi16(v, _mm256_set1_epi32(0x01400140)); /* a*64+b, c*64+d */
@@ -102,7 +103,7 @@ __attribute__((target("avx2"))) static size_t decode_avx2(const unsigned char *u
     v = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, pack), gather);
     _mm256_storeu_si256((__m256i *)out, v);
   }
-  return _mm256_testz_si256(err, err) ? i : (size_t)-1;
+  return i;
 }
 
 /* 24 bytes -> 32 characters per iteration while 28 input bytes can be read (two 16-byte loads
@@ -148,10 +149,7 @@ long b64_decode_with(const char *in, size_t n, unsigned char *out, size_t cap, i
   const unsigned char *u = (const unsigned char *)in;
   size_t full = n >= 4 && in[n - 1] == '=' ? n - 4 : n, i = 0;
 #ifdef B64_AVX2
-  if (simd && have_avx2()) {
-    i = decode_avx2(u, full, out);
-    if (i == (size_t)-1) return -1;
-  }
+  if (simd && have_avx2()) i = decode_avx2(u, full, out); /* the rest finds a bad character */
 #else
   (void)simd;
 #endif
@@ -171,6 +169,30 @@ long b64_decode_with(const char *in, size_t n, unsigned char *out, size_t cap, i
 long b64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
 {
   return b64_decode_with(in, n, out, cap, 1);
+}
+
+size_t b64_decode_run_with(const char *in, size_t n, unsigned char *out, int simd)
+{
+  const unsigned char *u = (const unsigned char *)in;
+  size_t i = 0;
+#ifdef B64_AVX2
+  if (simd && have_avx2()) i = decode_avx2(u, n, out);
+#else
+  (void)simd;
+#endif
+  for (; i + 4 <= n; i += 4) {
+    int a = rev(u[i]), b = rev(u[i + 1]), c = rev(u[i + 2]), d = rev(u[i + 3]);
+    if ((a | b | c | d) < 0) break;
+    unsigned w = (unsigned)a << 18 | (unsigned)b << 12 | (unsigned)c << 6 | (unsigned)d;
+    unsigned char *o = out + i / 4 * 3;
+    o[0] = (unsigned char)(w >> 16), o[1] = (unsigned char)(w >> 8), o[2] = (unsigned char)w;
+  }
+  return i;
+}
+
+size_t b64_decode_run(const char *in, size_t n, unsigned char *out)
+{
+  return b64_decode_run_with(in, n, out, 1);
 }
 
 void b64_encode_with(const unsigned char *p, size_t n, char *o, int simd)

@@ -9,12 +9,17 @@ long b64_decoded_size(const char *in, size_t n);
 /* Decode n characters into out (cap bytes); the byte count, or -1 on a bad character, bad
  * padding or too small a buffer. */
 long b64_decode(const char *in, size_t n, unsigned char *out, size_t cap);
+/* Decode the longest run of whole quads of alphabet characters (no padding) at the start of
+ * in[0..n) into out, which holds n / 4 * 3 bytes; returns the characters consumed (a multiple of
+ * 4: the bytes written are that / 4 * 3). For text whose end is not known yet. */
+size_t b64_decode_run(const char *in, size_t n, unsigned char *out);
 /* Write the (n + 2) / 3 * 4 characters of n bytes to out (no terminator). */
 void b64_encode_raw(const unsigned char *p, size_t n, char *out);
 
 /* The same, with the vector loops switched off when simd is 0: for tests that hold the two
  * paths to the same answers. */
 long b64_decode_with(const char *in, size_t n, unsigned char *out, size_t cap, int simd);
+size_t b64_decode_run_with(const char *in, size_t n, unsigned char *out, int simd);
 void b64_encode_with(const unsigned char *p, size_t n, char *out, int simd);
 
 #endif /* LOSSD_B64_H */

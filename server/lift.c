@@ -328,15 +328,12 @@ static size_t quote_or_backslash(const char *p, size_t n, size_t j)
   return n;
 }
 
-/* The closing quote of the string whose opening quote is at p[i], or n; *escaped is set when
- * the string holds an escape. */
-static size_t string_end(const char *p, size_t n, size_t i, int *escaped)
+/* The closing quote of the string whose opening quote is at p[i], or n. */
+static size_t string_end(const char *p, size_t n, size_t i)
 {
-  *escaped = 0;
   for (size_t j = i + 1;;) {
     j = quote_or_backslash(p, n, j);
     if (j >= n || p[j] == '"') return j;
-    *escaped = 1;
     j += 2; /* the backslash and the character it escapes (no escape holds a quote after that) */
   }
 }
@@ -380,16 +377,38 @@ static int placeholder(char *ph, const char *pre, const char *nonce, const char 
   return n;
 }
 
-static void lift_b64(out_t *o, size_t st, size_t e, lift_blob_t *b, int k, const char *nonce)
+/* A long base64 string, decoded as it is found (one pass over its text, which may be most of
+ * the body): the string that opens at p[i], when it is whole quads of the alphabet, at most one
+ * padded quad and the closing quote, and at least B64_MIN_CHARS long. Returns its closing
+ * quote, or 0 with b empty: short, escaped ("\/" is a '/' to jansson) or not base64, all left
+ * to jansson and the codec, which say the same. The buffer is sized from the rest of the body
+ * (only the pages written are touched) and shrunk to the bytes decoded. */
+static size_t lift_b64(out_t *o, size_t n, size_t i, lift_blob_t *b, int k, const char *nonce)
 {
   memset(b, 0, sizeof *b);
+  const char *s = o->p + i + 1;
+  size_t avail = n - i - 1;
+  if (quote_or_backslash(s, avail < B64_MIN_CHARS ? avail : B64_MIN_CHARS, 0) < B64_MIN_CHARS)
+    return 0; /* short or escaped early: not worth a buffer of the body's size */
+  unsigned char *d = malloc(avail / 4 * 3 + 1);
+  if (!d) return 0;
+  size_t end = b64_decode_run(s, avail, d), bytes = end / 4 * 3;
+  if (end + 4 < avail && s[end + 3] == '=') { /* the padded last quad */
+    long r = b64_decode(s + end, 4, d + bytes, 3);
+    if (r > 0) bytes += (size_t)r, end += 4;
+  }
+  if (end >= avail || s[end] != '"') {
+    free(d);
+    return 0;
+  }
+  unsigned char *fit = realloc(d, bytes ? bytes : 1);
   b->kind = LIFT_B64;
-  long size = b64_decoded_size(o->p + st, e - st);
-  b->data = malloc(size > 0 ? (size_t)size : 1);
-  b->bytes = b->data && size >= 0 ? b64_decode(o->p + st, e - st, b->data, (size_t)size) : -1;
+  b->data = fit ? fit : d;
+  b->bytes = (long)bytes;
   char ph[40];
   placeholder(ph, "#", nonce, "", k, ""); /* fits: the string was >= 4096 characters */
-  emit(o, st, ph, e);
+  emit(o, i + 1, ph, i + 1 + end);
+  return i + 1 + end;
 }
 
 /* 64 bits from a per-thread splitmix64 stream seeded from the kernel's random source. */
@@ -443,16 +462,18 @@ size_t lift_body(char *p, size_t n, size_t max_elems, lift_blobs_t *out)
     frame_t *f = depth ? &stk[depth - 1] : NULL;
     int in_value = f && f->type == '{' && !f->want_key;
     if (c == '"') {
-      int escaped;
-      size_t e = string_end(p, n, i, &escaped);
-      if (e >= n) break;
-      if (f && f->type == '{' && f->want_key) {
-        f->key = classify(p + i + 1, e - i - 1);
-        f->want_key = 0;
-      } else if (in_value && f->key == KEY_B64 && e - i - 1 >= B64_MIN_CHARS &&
-                 !escaped) { /* "\/" is a '/' to jansson: left to it */
-        lift_b64(&o, i + 1, e, &out->b[out->count], out->count, out->nonce);
+      size_t e = in_value && f->key == KEY_B64
+                     ? lift_b64(&o, n, i, &out->b[out->count], out->count, out->nonce)
+                     : 0;
+      if (e) {
         out->count++;
+      } else {
+        e = string_end(p, n, i);
+        if (e >= n) break;
+        if (f && f->type == '{' && f->want_key) {
+          f->key = classify(p + i + 1, e - i - 1);
+          f->want_key = 0;
+        }
       }
       i = e + 1;
     } else if (c == '[' && in_value &&
