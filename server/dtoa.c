@@ -12,14 +12,14 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "pow10.h"
+#include "pow5.h"
 
 __extension__ typedef unsigned __int128 u128; /* GCC and Clang on 64-bit targets */
 
 /* floor(g cp / 2^128) for the 128-bit g, its last bit set when the remainder is not 0 (round
  * to odd): the two extra bits below the decimal point and this sticky bit are all Schubfach
  * needs to compare the scaled value and its boundaries exactly. With g an upper bound of the
- * power (pow10.h), the remainder of an exact integer is below 2^64 and every other remainder
+ * power, the remainder of an exact integer is below 2^64 and every other remainder
  * is above it (the paper's §9), so the top 64 bits of the remainder decide. */
 static inline uint64_t round_to_odd(const uint64_t g[2], uint64_t cp)
 {
@@ -40,7 +40,11 @@ static uint64_t schubfach(uint64_t c, int q, int lower_closer, int *K)
    * at most one of 10^(k+1); the formulas hold for |q| <= 1500 (checked by the generator) */
   int k = (q * 1262611 - (lower_closer ? 524031 : 0)) >> 22;
   int h = q + ((-k * 1741647) >> 19) + 1; /* 1..4: aligns v 10^-k to the table's scale */
-  const uint64_t *g = pow10_128[-k - POW10_KMIN];
+  /* g: 10^-k as an upper bound, from the reader's table of 5^q significands (pow5.h): its
+   * entry plus 1, except for q in [-27, -1], which are stored as upper bounds already */
+  const uint64_t *t = pow5_128[-k - POW5_QMIN];
+  uint64_t g[2] = {t[0], t[1]};
+  if (k > 27 || k <= 0) g[0] += ++g[1] == 0; /* never carries out: checked by the generator */
   uint64_t vb = round_to_odd(g, cb << h), vbl = round_to_odd(g, cbl << h),
            vbr = round_to_odd(g, cbr << h);
   uint64_t lower = vbl + !even, upper = vbr - !even; /* the boundaries belong to an even c */
