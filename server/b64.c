@@ -41,17 +41,23 @@ long b64_decoded_size(const char *in, size_t n)
   return (long)(n / 4 * 3 - pad);
 }
 
-/* Whole quads without padding; returns nonzero when a character is not in the alphabet. */
-static int decode_quads(const unsigned char *u, size_t n, unsigned char *out)
+/* One quad of four alphabet characters into three bytes; -1 (nothing written) when a
+ * character is not in the alphabet. */
+static int decode_quad(const unsigned char *q, unsigned char *out)
 {
-  int bad = 0;
-  for (size_t i = 0; i < n; i += 4, out += 3) {
-    int a = rev(u[i]), b = rev(u[i + 1]), c = rev(u[i + 2]), d = rev(u[i + 3]);
-    bad |= a | b | c | d; /* any -1 sets the sign bit */
-    unsigned w = (unsigned)a << 18 | (unsigned)b << 12 | (unsigned)c << 6 | (unsigned)d;
-    out[0] = (unsigned char)(w >> 16), out[1] = (unsigned char)(w >> 8), out[2] = (unsigned char)w;
-  }
-  return bad < 0;
+  int a = rev(q[0]), b = rev(q[1]), c = rev(q[2]), d = rev(q[3]);
+  if ((a | b | c | d) < 0) return -1; /* any -1 sets the sign bit */
+  unsigned w = (unsigned)a << 18 | (unsigned)b << 12 | (unsigned)c << 6 | (unsigned)d;
+  out[0] = (unsigned char)(w >> 16), out[1] = (unsigned char)(w >> 8), out[2] = (unsigned char)w;
+  return 0;
+}
+
+/* Whole quads from u[0..n) while they are in the alphabet; returns the characters decoded. */
+static size_t decode_quads(const unsigned char *u, size_t n, unsigned char *out)
+{
+  size_t i = 0;
+  while (i + 4 <= n && !decode_quad(u + i, out + i / 4 * 3)) i += 4;
+  return i;
 }
 
 static void encode_triples(const unsigned char *p, size_t n, char *o)
@@ -147,13 +153,8 @@ long b64_decode_with(const char *in, size_t n, unsigned char *out, size_t cap, i
   long size = b64_decoded_size(in, n);
   if (size < 0 || (size_t)size > cap) return -1;
   const unsigned char *u = (const unsigned char *)in;
-  size_t full = n >= 4 && in[n - 1] == '=' ? n - 4 : n, i = 0;
-#ifdef B64_AVX2
-  if (simd && have_avx2()) i = decode_avx2(u, full, out); /* the rest finds a bad character */
-#else
-  (void)simd;
-#endif
-  if (decode_quads(u + i, full - i, out + i / 4 * 3)) return -1;
+  size_t full = n >= 4 && in[n - 1] == '=' ? n - 4 : n;
+  if (b64_decode_run_with(in, full, out, simd) != full) return -1; /* a bad character */
   size_t o = full / 4 * 3;
   if (full < n) { /* the padded last quad */
     const unsigned char *q = u + full;
@@ -180,14 +181,7 @@ size_t b64_decode_run_with(const char *in, size_t n, unsigned char *out, int sim
 #else
   (void)simd;
 #endif
-  for (; i + 4 <= n; i += 4) {
-    int a = rev(u[i]), b = rev(u[i + 1]), c = rev(u[i + 2]), d = rev(u[i + 3]);
-    if ((a | b | c | d) < 0) break;
-    unsigned w = (unsigned)a << 18 | (unsigned)b << 12 | (unsigned)c << 6 | (unsigned)d;
-    unsigned char *o = out + i / 4 * 3;
-    o[0] = (unsigned char)(w >> 16), o[1] = (unsigned char)(w >> 8), o[2] = (unsigned char)w;
-  }
-  return i;
+  return i + decode_quads(u + i, n - i, out + i / 4 * 3);
 }
 
 size_t b64_decode_run(const char *in, size_t n, unsigned char *out)
