@@ -321,21 +321,21 @@ void loss__to_f64(const loss_tensor_t *t, double *dst, size_t n)
 
 #define HUGE_MIN ((size_t)8 << 20)
 
-/* A buffer of `bytes`; zeroed when `zero`. Large ones ask for transparent huge pages before
- * their first touch (advice only: errors are ignored): a pass over 8 MB then walks four
- * page-table entries instead of 2048, its first touch takes a few faults instead of
- * thousands, and a pass over a Sinkhorn kernel matrix measured ~15% faster. */
+/* A buffer of `bytes`; zeroed when `zero`. Large ones ask for transparent huge pages (advice
+ * only: errors are ignored). calloc leaves fresh memory untouched, so the advice comes before
+ * the first touch of those pages: a pass over 8 MB then walks four page-table entries instead
+ * of 2048, its first touch takes a few faults instead of thousands, and a pass over a Sinkhorn
+ * kernel matrix measured ~15% faster. */
 static void *alloc_big(size_t bytes, int zero)
 {
-  if (bytes < HUGE_MIN) return zero ? calloc(bytes ? bytes : 1, 1) : malloc(bytes ? bytes : 1);
-  void *p = malloc(bytes);
-  if (!p) return NULL;
+  void *p = zero ? calloc(bytes ? bytes : 1, 1) : malloc(bytes ? bytes : 1);
 #ifdef MADV_HUGEPAGE
-  uintptr_t lo = ((uintptr_t)p + ((1u << 21) - 1)) & ~(uintptr_t)((1u << 21) - 1);
-  uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)((1u << 21) - 1);
-  if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+  if (p && bytes >= HUGE_MIN) {
+    uintptr_t lo = ((uintptr_t)p + ((1u << 21) - 1)) & ~(uintptr_t)((1u << 21) - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)((1u << 21) - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+  }
 #endif
-  if (zero) memset(p, 0, bytes);
   return p;
 }
 
