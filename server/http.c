@@ -331,8 +331,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         http_respond_error(r, &e);
         return queue_stored(r);
       }
-      /* Known size: one allocation instead of doubling copies (if the bytes budget allows). */
-      if (n > 4096 && s->inflight_bytes + n + 1 <= s->cfg.max_inflight_bytes &&
+      /* Known size: one allocation of that size (if the bytes budget allows), not doubling
+       * copies from 4 KiB; a small body's block then comes from glibc's per-thread cache. */
+      if (n > 0 && s->inflight_bytes + n + 1 <= s->cfg.max_inflight_bytes &&
           (r->body = malloc(n + 1))) {
         r->cap = n + 1;
         s->inflight_bytes += r->cap;
