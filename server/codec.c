@@ -276,15 +276,12 @@ static int all_integers(json_t *v, int depth)
   return !json_is_real(v);
 }
 
-/* The lifted numeric array that v ({"\u0001<nonce>": k}) stands for, if it is one of this
- * body's, not yet taken. */
+/* The lifted numeric array that v ("\u0001<nonce>k") stands for, if it is one of this body's,
+ * not yet taken. */
 static lift_blob_t *lifted(json_t *v, const codec_limits_t *lim)
 {
-  if (!lim->blobs || !json_is_object(v) || json_object_size(v) != 1) return NULL;
-  void *it = json_object_iter(v);
-  json_t *k = json_object_iter_value(it);
-  if (!json_is_integer(k)) return NULL;
-  return lift_numbers_ref(lim->blobs, json_object_iter_key(it), json_integer_value(k));
+  return lim->blobs && json_is_string(v) ? lift_numbers_ref(lim->blobs, json_string_value(v))
+                                         : NULL;
 }
 
 /* Give a lifted array to t in dtype want (int64 or float64), as the nested walk would. */
@@ -506,7 +503,8 @@ static int decode_params(const cat_desc_t *d, json_t *params, const codec_limits
       val->r = json_number_value(v);
       break;
     case PAR_ENUM: {
-      if (!json_is_string(v)) return api_error(e, 400, field, "%s must be a string", field);
+      if (!json_is_string(v) || lifted(v, lim)) /* an array, lifted or not */
+        return api_error(e, 400, field, "%s must be a string", field);
       int k;
       for (k = 0; p->values[k]; k++)
         if (strcmp(p->values[k], json_string_value(v)) == 0) break;

@@ -126,8 +126,7 @@ static size_t number_at(const char *p, size_t n, int *is_int, int64_t *ival, dou
   if (i >= n || !digit(p[i]) || (p[i] == '0' && i + 1 < n && digit(p[i + 1]))) return 0;
   for (; i < n && digit(p[i]); i++) {
     unsigned d = (unsigned)(p[i] - '0');
-    if (u > (UINT64_MAX - d) / 10) u_over = 1;
-    u = u * 10 + d;
+    u_over |= __builtin_mul_overflow(u, 10, &u) | __builtin_add_overflow(u, d, &u);
     if (nd < 19) {
       if (w || d) w = w * 10 + d, nd++;
     } else {
@@ -187,12 +186,18 @@ int lift_number(const char *p, size_t n, int *is_int, int64_t *ival, double *dva
 
 /* ---- numeric arrays ------------------------------------------------------------------------ */
 
+/* Values go to a buffer on the stack first (LOCAL_VALUES of them) and move to the heap only when
+ * they outgrow it; a small array ends in one allocation of its exact size, which glibc serves
+ * from its per-thread cache, instead of a 2 KiB block that its arenas serve under a lock. */
+#define LOCAL_VALUES 256
+
 typedef struct {
   const char *p;
   size_t n, i, max;
   lift_blob_t *b;
   size_t cap;
   int seen[LOSS_MAX_RANK];
+  uint64_t local[LOCAL_VALUES];
 } scan_t;
 
 static int is_ws(char c)
@@ -200,7 +205,7 @@ static int is_ws(char c)
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static void skip_ws(scan_t *s)
+static inline void skip_ws(scan_t *s)
 {
   while (s->i < s->n && is_ws(s->p[s->i])) s->i++;
 }
@@ -216,10 +221,11 @@ static int store(scan_t *s, int is_int, int64_t iv, double dv)
     return 0;
   }
   if (b->count == s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 256;
+    size_t cap = s->cap * 2;
     if (cap > s->max) cap = s->max;
-    void *d = realloc(b->data, cap * 8);
+    void *d = b->data == s->local ? malloc(cap * 8) : realloc(b->data, cap * 8);
     if (!d) return -1;
+    if (b->data == s->local) memcpy(d, s->local, sizeof s->local);
     b->data = d, s->cap = cap;
   }
   if (b->all_int && !is_int) {
@@ -282,9 +288,18 @@ static size_t scan_array(const char *p, size_t n, size_t i, size_t max, lift_blo
   while (j < n && (p[j] == '[' || is_ws(p[j]))) rank += p[j++] == '[';
   if (rank > LOSS_MAX_RANK || j >= n || p[j] == ']') return 0; /* empty arrays stay in the text */
   b->rank = rank;
-  scan_t s = {.p = p, .n = n, .i = i, .max = max, .b = b};
-  if (scan_level(&s, 0)) {
-    free(b->data);
+  scan_t s = {.p = p, .n = n, .i = i, .max = max, .b = b, .cap = LOCAL_VALUES};
+  b->data = s.local;
+  int bad = scan_level(&s, 0);
+  if (!bad && b->data == s.local) { /* the values fit on the stack: move them at their size */
+    size_t bytes = (b->count < s.max ? b->count : s.max) * 8; /* too_big: the first max */
+    void *d = malloc(bytes ? bytes : 1);
+    if (d) memcpy(d, s.local, bytes);
+    bad = !d;
+    b->data = d;
+  }
+  if (bad) {
+    if (b->data != s.local) free(b->data);
     memset(b, 0, sizeof *b);
     return 0;
   }
@@ -427,10 +442,14 @@ static uint64_t nonce64(void)
   return z ^ (z >> 31);
 }
 
-lift_blob_t *lift_numbers_ref(lift_blobs_t *blobs, const char *key, long long k)
+lift_blob_t *lift_numbers_ref(lift_blobs_t *blobs, const char *text)
 {
-  if (!blobs || k < 0 || k >= blobs->count || key[0] != '\x01' || strcmp(key + 1, blobs->nonce))
-    return NULL;
+  if (!blobs || !blobs->count || text[0] != '\x01') return NULL; /* the nonce is set by a lift */
+  size_t nl = strlen(blobs->nonce);
+  if (strncmp(text + 1, blobs->nonce, nl)) return NULL;
+  char *end;
+  long k = strtol(text + 1 + nl, &end, 10);
+  if (*end || end == text + 1 + nl || k < 0 || k >= blobs->count) return NULL;
   lift_blob_t *b = &blobs->b[k];
   return b->kind == LIFT_NUMBERS && b->data ? b : NULL;
 }
@@ -481,7 +500,7 @@ size_t lift_body(char *p, size_t n, size_t max_elems, lift_blobs_t *out)
       lift_blob_t *b = &out->b[out->count];
       size_t end = scan_array(p, n, i, max_elems, b);
       char ph[40];
-      int phl = placeholder(ph, "{\"\\u0001", out->nonce, "\":", out->count, "}");
+      int phl = placeholder(ph, "\"\\u0001", out->nonce, "", out->count, "\"");
       if (end && end - i < (size_t)phl) { /* no room in place: short arrays stay */
         free(b->data);
         end = 0;

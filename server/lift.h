@@ -36,14 +36,15 @@ typedef struct {
 /* Take tensor data out of the JSON text body[0..len), in place, and return the new length:
  *  - a "b64" string of at least 4096 characters is decoded and replaced by "#<nonce>k";
  *  - a rectangular array of numbers that is the value of "data" or of a key of an "inputs" or
- *    "params" object is parsed and replaced by {"\u0001<nonce>":k} (when its text is long
- *    enough to hold that placeholder: [1, 2, 3] stays).
+ *    "params" object is parsed and replaced by the string "\u0001<nonce>k" (when its text is long
+ *    enough to hold that placeholder: [1, 2, 3] stays). A string, not an object: jansson
+ *    makes one value of it instead of an object, its table, its key and an integer.
  * Anything else, including every malformed array, is left for jansson and the codec, whose
  * errors are then the same as without lifting. At most LIFT_MAX_BLOBS are lifted. */
 size_t lift_body(char *body, size_t len, size_t max_elems, lift_blobs_t *blobs);
-/* The blob a placeholder names, or NULL when it is not one of this body's: for numbers, the
- * object's only key (decoded) and its value; for b64, the string. */
-lift_blob_t *lift_numbers_ref(lift_blobs_t *blobs, const char *key, long long k);
+/* The blob a placeholder names, or NULL when it is not one of this body's: the string (decoded)
+ * for either kind. */
+lift_blob_t *lift_numbers_ref(lift_blobs_t *blobs, const char *text);
 lift_blob_t *lift_b64_ref(lift_blobs_t *blobs, const char *text);
 void lift_blobs_free(lift_blobs_t *blobs);
 

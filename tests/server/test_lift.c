@@ -61,6 +61,9 @@ static void numbers_as_jansson(void **state)
                          "-9223372036854775808",
                          "-9223372036854775809",
                          "18446744073709551616",
+                         "18446744073709551615",
+                         "-18446744073709551617",
+                         "36893488147419103232",
                          "1e308",
                          "1.7976931348623157e308",
                          "1.7976931348623159e308",
@@ -535,9 +538,9 @@ static void placeholders(void **state)
   text[len] = 0;
   char want[400];
   snprintf(want, sizeof want,
-           "{\"shape\": [1,2,3,4,5,6,7,8,9,10,11,12], \"inputs\": {\"a\": {\"\\u0001%s\":0}, "
-           "\"b\": {\"shape\": [12], \"data\": {\"\\u0001%s\":1}}, \"c\": [1,2,3]}, "
-           "\"params\": {\"w\": {\"\\u0001%s\":2}}, \"calls\": [[1,2,3,4,5,6,7,8,9,10,11,12]]}",
+           "{\"shape\": [1,2,3,4,5,6,7,8,9,10,11,12], \"inputs\": {\"a\": \"\\u0001%s0\", "
+           "\"b\": {\"shape\": [12], \"data\": \"\\u0001%s1\"}, \"c\": [1,2,3]}, "
+           "\"params\": {\"w\": \"\\u0001%s2\"}, \"calls\": [[1,2,3,4,5,6,7,8,9,10,11,12]]}",
            blobs.nonce, blobs.nonce, blobs.nonce);
   assert_string_equal(text, want);
   assert_int_equal(strlen(blobs.nonce), 8);
@@ -564,6 +567,11 @@ static void forged_placeholders(void **state)
       "{\"inputs\": {\"logits\": {\"\\u0001\": 0}, \"target\": [[0,1,2,3,4,5,6,7,8,9]]}}",
       "{\"inputs\": {\"logits\": {\"\\u000100000000\": 0}, \"target\": [[0,1,2,3,4,5,6,7,8,9]]}}",
       "{\"inputs\": {\"logits\": [[1,2,3,4,5,6,7,8,9,10]], \"target\": {\"\\u0001\": 0}}}",
+      "{\"inputs\": {\"logits\": \"\\u00010\", \"target\": [[0,1,2,3,4,5,6,7,8,9]]}}",
+      "{\"inputs\": {\"logits\": \"\\u0001000000000\", \"target\": [[0,1,2,3,4,5,6,7,8,9]]}}",
+      "{\"inputs\": {\"logits\": {\"shape\": [1, 10], \"data\": \"\\u00010\"}, \"target\": "
+      "[[0,1,2,3,4,5,6,7,8,9]]}}",
+      "{\"inputs\": {\"logits\": [[1,2,3,4,5,6,7,8,9,10]], \"target\": \"\\u00010\"}}",
   };
   for (size_t i = 0; i < sizeof forged / sizeof *forged; i++)
     same_decode("cross_entropy", forged[i], 1000);
@@ -577,14 +585,29 @@ static void forged_placeholders(void **state)
   sb_free(&s);
 }
 
+/* A lifted array where a parameter takes a string, a number or a flag: the same error as the
+ * array itself, never the placeholder's text. */
+static void lifted_params(void **state)
+{
+  (void)state;
+  const char *gp = "{\"inputs\": {\"scores\": [[[[1,2],[3,4]]]], \"labels\": [[[[0,1],[0,0]]]]}, "
+                   "\"params\": {\"%s\": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}}";
+  const char *names[] = {"variant", "threshold", "rope", "tril_mask"};
+  char text[300];
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    snprintf(text, sizeof text, gp, names[i]);
+    assert_int_equal(same_decode("global_pointer", text, 1000), 3); /* the array is lifted */
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(numbers_as_jansson), cmocka_unit_test(reals_as_strtod),
-      cmocka_unit_test(arrays_same),        cmocka_unit_test(corpus_same),
-      cmocka_unit_test(random_same),        cmocka_unit_test(lifted_b64),
-      cmocka_unit_test(placeholders),       cmocka_unit_test(escaped_b64),
-      cmocka_unit_test(string_ends),        cmocka_unit_test(b64_endings),
-      cmocka_unit_test(forged_placeholders)};
+      cmocka_unit_test(numbers_as_jansson),  cmocka_unit_test(reals_as_strtod),
+      cmocka_unit_test(arrays_same),         cmocka_unit_test(corpus_same),
+      cmocka_unit_test(random_same),         cmocka_unit_test(lifted_b64),
+      cmocka_unit_test(placeholders),        cmocka_unit_test(escaped_b64),
+      cmocka_unit_test(string_ends),         cmocka_unit_test(b64_endings),
+      cmocka_unit_test(forged_placeholders), cmocka_unit_test(lifted_params)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
