@@ -118,15 +118,14 @@ static int real_value(uint64_t w, long q, int truncated, int neg, const char *p,
 static size_t number_at(const char *p, size_t n, int *is_int, int64_t *ival, double *dval)
 {
   size_t i = 0;
-  int neg = n && p[0] == '-', nd = 0, truncated = 0, real = 0, u_over = 0;
-  uint64_t w = 0; /* the first 19 significant digits */
-  uint64_t u = 0; /* the integer part, for integer literals */
+  int neg = n && p[0] == '-', nd = 0, truncated = 0, real = 0;
+  uint64_t w = 0; /* the first 19 significant digits (an integer literal's value, if it has
+                   * no more: JSON allows no leading zero, so its digits are all significant) */
   long q = 0;     /* value = w * 10^q, before the exponent */
   i += (size_t)neg;
   if (i >= n || !digit(p[i]) || (p[i] == '0' && i + 1 < n && digit(p[i + 1]))) return 0;
   for (; i < n && digit(p[i]); i++) {
     unsigned d = (unsigned)(p[i] - '0');
-    u_over |= __builtin_mul_overflow(u, 10, &u) | __builtin_add_overflow(u, d, &u);
     if (nd < 19) {
       if (w || d) w = w * 10 + d, nd++;
     } else {
@@ -170,9 +169,9 @@ static size_t number_at(const char *p, size_t n, int *is_int, int64_t *ival, dou
     real = 1;
   }
   *is_int = !real;
-  if (!real) { /* as jansson's strtoll: int64 or rejected */
-    if (u_over || u > (uint64_t)INT64_MAX + (uint64_t)neg) return 0;
-    *ival = neg ? (u == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)u) : (int64_t)u;
+  if (!real) { /* as jansson's strtoll: int64 or rejected (20 digits or more: q > 0) */
+    if (q > 0 || w > (uint64_t)INT64_MAX + (uint64_t)neg) return 0;
+    *ival = neg ? (w == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)w) : (int64_t)w;
     *dval = (double)*ival;
     return i;
   }
