@@ -276,6 +276,17 @@ static int all_integers(json_t *v, int depth)
   return !json_is_real(v);
 }
 
+/* prefix and key in field (FIELD_MAX bytes), cut as snprintf would cut it: what snprintf did for
+ * every input of every request, without parsing a format. */
+#define FIELD_MAX 96
+static void field_name(char *field, const char *prefix, const char *key)
+{
+  size_t a = strlen(prefix), b = strnlen(key, FIELD_MAX - 1 - a);
+  memcpy(field, prefix, a);
+  memcpy(field + a, key, b);
+  field[a + b] = 0;
+}
+
 /* The lifted numeric array that v ("\u0001<nonce>k") stands for, if it is one of this body's,
  * not yet taken. */
 static lift_blob_t *lifted(json_t *v, const codec_limits_t *lim)
@@ -478,12 +489,12 @@ static int decode_params(const cat_desc_t *d, json_t *params, const codec_limits
 {
   const char *key;
   json_t *v;
-  char field[96];
+  char field[FIELD_MAX];
   if (!json_is_object(params)) return api_error(e, 400, "params", "params must be an object");
   json_object_foreach(params, key, v)
   {
     int i = cat_param_index(d, key);
-    snprintf(field, sizeof field, "params.%s", key);
+    field_name(field, "params.", key);
     if (i < 0) return api_error(e, 400, field, "%s has no parameter \"%s\"", d->name, key);
     const cat_param_t *p = &d->par[i];
     cat_value_t *val = &req->call.par[i];
@@ -562,7 +573,7 @@ int codec_decode(const cat_desc_t *d, json_t *body, int allow_loss, const codec_
   req->call.opts = loss_opts_default();
   json_t *inputs = NULL, *params = NULL, *grad = NULL, *v;
   const char *key;
-  char field[96];
+  char field[FIELD_MAX];
   if (!json_is_object(body)) return api_error(e, 400, NULL, "the body must be a JSON object");
   json_object_foreach(body, key, v)
   {
@@ -598,7 +609,7 @@ int codec_decode(const cat_desc_t *d, json_t *body, int allow_loss, const codec_
   if (!json_is_object(inputs)) return api_error(e, 400, "inputs", "inputs must be an object");
   json_object_foreach(inputs, key, v)
   {
-    snprintf(field, sizeof field, "inputs.%s", key);
+    field_name(field, "inputs.", key);
     if (json_is_null(v)) continue;
     if (strcmp(key, "grad_output") == 0) {
       if (!(req->call.opts.grad_output =

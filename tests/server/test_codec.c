@@ -146,9 +146,42 @@ static void tensor_text(void **state)
   }
 }
 
+/* An unknown input or parameter with a long name: the error's field is the name cut to fit its
+ * 96 bytes, the message names it whole. */
+static void long_names(void **state)
+{
+  (void)state;
+  const cat_desc_t *d = cat_find("cross_entropy");
+  assert_non_null(d);
+  char name[151], text[400], want[96];
+  memset(name, 'k', 150);
+  name[150] = 0;
+  const char *forms[] = {"{\"inputs\": {\"%s\": 1}}",
+                         "{\"inputs\": {\"logits\": [[1, 2]], \"target\": [0]}, "
+                         "\"params\": {\"%s\": 1}}"};
+  const char *prefix[] = {"inputs.", "params."};
+  for (int k = 0; k < 2; k++) {
+    snprintf(text, sizeof text, forms[k], name);
+    json_t *body = json_loads(text, 0, NULL);
+    assert_non_null(body);
+    loss_req_t req;
+    api_error_t e;
+    assert_int_equal(codec_decode(d, body, 0, &lim, &req, &e), -1);
+    json_decref(body);
+    assert_int_equal(e.status, 400);
+    memcpy(want, prefix[k], 7); /* "inputs." or "params.", then the name's first 88 bytes */
+    memcpy(want + 7, name, 88);
+    want[95] = 0;
+    assert_int_equal(strlen(e.field), 95);
+    assert_string_equal(e.field, want);
+    assert_non_null(strstr(e.message, name));
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {cmocka_unit_test(forms), cmocka_unit_test(errors),
-                                     cmocka_unit_test(number_text), cmocka_unit_test(tensor_text)};
+                                     cmocka_unit_test(number_text), cmocka_unit_test(tensor_text),
+                                     cmocka_unit_test(long_names)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
