@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from harness import Server  # noqa: E402
 
 DUR = os.environ.get("BENCH_SECONDS", "5")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 LARGE_ROUNDS = 5
 
 
