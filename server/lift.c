@@ -441,28 +441,29 @@ static uint64_t nonce64(void)
   return z ^ (z >> 31);
 }
 
-lift_blob_t *lift_numbers_ref(lift_blobs_t *blobs, const char *text)
+/* The blob of this kind that text names (mark, the body's nonce, then the index in decimal, as
+ * placeholder() writes it), or NULL: a client cannot know the nonce, so it cannot forge one. */
+static lift_blob_t *ref(lift_blobs_t *blobs, const char *text, char mark, lift_kind_t kind)
 {
-  if (!blobs || !blobs->count || text[0] != '\x01') return NULL; /* the nonce is set by a lift */
+  if (!blobs || !blobs->count || text[0] != mark) return NULL; /* the nonce is set by a lift */
   size_t nl = strlen(blobs->nonce);
   if (strncmp(text + 1, blobs->nonce, nl)) return NULL;
-  char *end;
-  long k = strtol(text + 1 + nl, &end, 10);
-  if (*end || end == text + 1 + nl || k < 0 || k >= blobs->count) return NULL;
+  const char *d = text + 1 + nl;
+  int k = 0, digits = 0;
+  for (; *d >= '0' && *d <= '9' && digits < 3; d++, digits++) k = 10 * k + (*d - '0');
+  if (*d || !digits || k >= blobs->count) return NULL;
   lift_blob_t *b = &blobs->b[k];
-  return b->kind == LIFT_NUMBERS && b->data ? b : NULL;
+  return b->kind == kind && b->data ? b : NULL;
+}
+
+lift_blob_t *lift_numbers_ref(lift_blobs_t *blobs, const char *text)
+{
+  return ref(blobs, text, '\x01', LIFT_NUMBERS);
 }
 
 lift_blob_t *lift_b64_ref(lift_blobs_t *blobs, const char *text)
 {
-  if (!blobs || !blobs->count || text[0] != '#') return NULL; /* the nonce is set by a lift */
-  size_t nl = strlen(blobs->nonce);
-  if (strncmp(text + 1, blobs->nonce, nl)) return NULL;
-  char *end;
-  long k = strtol(text + 1 + nl, &end, 10);
-  if (*end || end == text + 1 + nl || k < 0 || k >= blobs->count) return NULL;
-  lift_blob_t *b = &blobs->b[k];
-  return b->kind == LIFT_B64 && b->data ? b : NULL;
+  return ref(blobs, text, '#', LIFT_B64);
 }
 
 size_t lift_body(char *p, size_t n, size_t max_elems, lift_blobs_t *out)

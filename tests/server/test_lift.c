@@ -550,6 +550,16 @@ static void placeholders(void **state)
   assert_int_equal(blobs.b[2].shape[1], 3);
   assert_true(blobs.b[2].all_int);
   assert_int_equal(((int64_t *)blobs.b[2].data)[8], 9);
+  /* Only the exact text names a blob: the mark, the nonce, the index in digits. */
+  char ref[32];
+  const char *tails[] = {"2", "02", "+2", " 2", "2 ", "2x", "", "3", "-1", "0002"};
+  const int good[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+  for (int i = 0; i < 10; i++) {
+    snprintf(ref, sizeof ref, "\x01%s%s", blobs.nonce, tails[i]);
+    assert_true((lift_numbers_ref(&blobs, ref) == &blobs.b[2]) == good[i]);
+    ref[0] = '#'; /* the mark of the other kind */
+    assert_null(lift_b64_ref(&blobs, ref));
+  }
   lift_blobs_free(&blobs);
   lift_blobs_t other;
   char again[] = "{\"inputs\": {\"a\": [1,2,3,4,5,6,7,8,9,10,11,12]}}";
