@@ -319,15 +319,23 @@ void loss__to_f64(const loss_tensor_t *t, double *dst, size_t n)
   for (size_t i = 0; i < n; i++) dst[i] = loss__get(t, i);
 }
 
-#define HUGE_MIN ((size_t)8 << 20)
+#define HUGE_MIN     ((size_t)8 << 20)
+#define SMALL_ZEROED ((size_t)1024)
 
-/* A buffer of `bytes`; zeroed when `zero`. Large ones ask for transparent huge pages (advice
+/* A buffer of `bytes`; zeroed when `zero`. Small zeroed ones come from malloc and memset:
+ * glibc 2.36 serves calloc from an arena under its lock, never from the thread's cache, and a
+ * server shares its one arena between threads. Large ones ask for transparent huge pages (advice
  * only: errors are ignored). calloc leaves fresh memory untouched, so the advice comes before
  * the first touch of those pages: a pass over 8 MB then walks four page-table entries instead
  * of 2048, its first touch takes a few faults instead of thousands, and a pass over a Sinkhorn
  * kernel matrix measured ~15% faster. */
 static void *alloc_big(size_t bytes, int zero)
 {
+  if (zero && bytes <= SMALL_ZEROED) { /* malloc's per-thread cache; glibc's calloc skips it */
+    void *p = malloc(bytes ? bytes : 1);
+    if (p) memset(p, 0, bytes);
+    return p;
+  }
   void *p = zero ? calloc(bytes ? bytes : 1, 1) : malloc(bytes ? bytes : 1);
 #ifdef MADV_HUGEPAGE
   if (p && bytes >= HUGE_MIN) {
