@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """End-to-end HTTP benchmarks (make bench-http): wrk against lossd and, in the same run, against
-nginx serving a fixed response (this machine's ceiling); one large b64 request against the
-kernel time; multitask steps/s with and without --state-dir. Loopback only, bounded in time."""
+nginx serving a fixed response (this machine's ceiling), in BENCH_ROUNDS (5) interleaved rounds
+whose ratios' median is the result; one large b64 request against the kernel time, in
+LARGE_ROUNDS (5) rounds timing both; multitask steps/s with and without --state-dir. Loopback
+only, bounded in time."""
 import base64
 import http.client
 import json
