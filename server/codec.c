@@ -127,14 +127,28 @@ void sb_printf(sb_t *s, const char *fmt, ...)
   s->len += (size_t)n;
 }
 
+/* The JSON text of one real at p, or null when it is not finite: at most REAL_TEXT characters
+ * ("-0.0000012345678901234567"), though the formatter may touch 32 bytes from p. Returns its
+ * length. */
+#define REAL_TEXT 25
+static int double_text(double v, char *p)
+{
+  if (isfinite(v)) return lossd_dtoa(v, p); /* shortest text that reads back as v */
+  memcpy(p, "null", 4);
+  return 4;
+}
+
+static int float_text(float v, char *p)
+{
+  if (isfinite(v)) return lossd_ftoa(v, p);
+  memcpy(p, "null", 4);
+  return 4;
+}
+
 void sb_double(sb_t *s, double v)
 {
-  if (!isfinite(v)) {
-    sb_putn(s, "null", 4);
-    return;
-  }
   if (sb_reserve(s, 32)) return;
-  s->len += (size_t)lossd_dtoa(v, s->p + s->len); /* shortest text that reads back as v */
+  s->len += (size_t)double_text(v, s->p + s->len);
 }
 
 /* A decimal integer without printf (shapes and integer tensors are written per element). */
@@ -154,12 +168,8 @@ static void sb_int(sb_t *s, long long v)
 
 static void sb_float(sb_t *s, float v)
 {
-  if (!isfinite(v)) {
-    sb_putn(s, "null", 4);
-    return;
-  }
   if (sb_reserve(s, 32)) return;
-  s->len += (size_t)lossd_ftoa(v, s->p + s->len); /* shortest text that reads back as v */
+  s->len += (size_t)float_text(v, s->p + s->len);
 }
 
 void sb_jstr(sb_t *s, const char *str)
@@ -671,29 +681,20 @@ static void encode_value(sb_t *s, const loss_output_t *o, size_t i)
 }
 
 /* The n values of a float tensor, comma-separated, written in place after one reservation for
- * all of them: a value's text is at most 25 characters ("-0.0000012345678901234567") and the
- * formatter may touch 32 bytes from its start. Non-finite values are null. */
+ * all of them (a value and its comma: REAL_TEXT + 1 characters, and 32 bytes of room for the
+ * formatter at the last). */
 static void encode_reals(sb_t *s, const loss_output_t *o, size_t n)
 {
-  if (n > (SIZE_MAX - 64) / 26) {
+  if (n > (SIZE_MAX - 64) / (REAL_TEXT + 1)) {
     s->oom = 1;
     return;
   }
-  if (!n || sb_reserve(s, n * 26 + 32)) return;
+  if (!n || sb_reserve(s, n * (REAL_TEXT + 1) + 32)) return;
   char *p = s->p + s->len;
   for (size_t i = 0; i < n; i++) {
     if (i) *p++ = ',';
-    int finite;
-    if (o->dtype == LOSS_FLOAT64) {
-      double v = ((const double *)o->data)[i];
-      finite = isfinite(v);
-      if (finite) p += lossd_dtoa(v, p);
-    } else {
-      float v = ((const float *)o->data)[i];
-      finite = isfinite(v);
-      if (finite) p += lossd_ftoa(v, p);
-    }
-    if (!finite) memcpy(p, "null", 4), p += 4;
+    p += o->dtype == LOSS_FLOAT64 ? double_text(((const double *)o->data)[i], p)
+                                  : float_text(((const float *)o->data)[i], p);
   }
   *p = 0;
   s->len = (size_t)(p - s->p);
@@ -753,11 +754,11 @@ static void encode_output(sb_t *s, const loss_output_t *o, int b64)
 
 void codec_encode_result(sb_t *s, const loss_req_t *req, const loss_result_t *r)
 {
-  /* Reserve the text of large gradients at once (b64: 4/3 per byte; JSON: at most 26 a value). */
+  /* Reserve the text of large gradients at once (b64: 4/3 per byte; JSON: a value and a comma). */
   size_t need = 256;
   for (int i = 0; i < r->n_grads; i++) {
     size_t n = out_numel(&r->grads[i]), sz = loss_dtype_size(r->grads[i].dtype);
-    need += req->b64_out ? n * sz / 3 * 4 + 64 : n * 26;
+    need += req->b64_out ? n * sz / 3 * 4 + 64 : n * (REAL_TEXT + 1);
   }
   sb_reserve(s, need);
   sb_puts(s, "{\"loss\":");

@@ -17,7 +17,6 @@ Python big ints).
   the generator checks this for every k, and the integer formulas dtoa.c uses for
   floor(log10 2^q), floor(log10 3/4 2^q) and floor(log2 10^k) over their ranges.
 """
-import sys
 from fractions import Fraction
 
 
