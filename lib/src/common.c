@@ -332,6 +332,8 @@ void loss__to_f64(const loss_tensor_t *t, double *dst, size_t n)
 static void *alloc_big(size_t bytes, int zero)
 {
   if (zero && bytes <= SMALL_ZEROED) { /* malloc's per-thread cache; glibc's calloc skips it */
+    /* GCC turns malloc(n) then memset(p, 0, n) back into calloc(n); the sizes differ here (a
+     * 0-byte request allocates 1), which keeps the two calls: checked in the object code. */
     void *p = malloc(bytes ? bytes : 1);
     if (p) memset(p, 0, bytes);
     return p;
