@@ -1,6 +1,6 @@
-/* test_b64.c - base64 (server/b64.c): RFC 4648 vectors, and the AVX2 loops held to the scalar
- * codec byte for byte, on every length and every bad character in every lane; runs of text
- * whose end is found as they are decoded. */
+/* test_b64.c - base64 (server/b64.c): RFC 4648 vectors, and the AVX2 loops and the two-thread
+ * split held to the scalar codec byte for byte, on every length and every bad character in
+ * every lane; runs of text whose end is found as they are decoded. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -51,6 +51,8 @@ static void whole_alphabet(void **state)
   }
 }
 
+/* Every length up to 400 through every path (scalar or vector, one thread or two halves): the
+ * same text, and the same bytes back. */
 static void random_lengths(void **state)
 {
   (void)state;
@@ -61,15 +63,17 @@ static void random_lengths(void **state)
   for (size_t n = 0; n < MAX; n++) {
     for (size_t i = 0; i < n; i++) in[i] = (unsigned char)rand();
     size_t len = (n + 2) / 3 * 4;
-    b64_encode_with(in, n, a, 1);
     b64_encode_with(in, n, b, 0);
-    assert_memory_equal(a, b, len);
-    assert_int_equal(b64_decoded_size(a, len), (long)n);
-    assert_int_equal(b64_decode_with(a, len, out, n, 1), (long)n);
-    assert_int_equal(b64_decode_with(a, len, ref, n, 0), (long)n);
-    assert_memory_equal(out, in, n);
+    assert_int_equal(b64_decoded_size(b, len), (long)n);
+    assert_int_equal(b64_decode_with(b, len, ref, n, 0), (long)n);
     assert_memory_equal(ref, in, n);
-    if (n) assert_int_equal(b64_decode_with(a, len, out, n - 1, 1), -1); /* buffer too small */
+    for (int flags = 1; flags < 4; flags++) {
+      b64_encode_with(in, n, a, flags);
+      if (memcmp(a, b, len)) fail_msg("length %zu, flags %d: encodings differ", n, flags);
+      assert_int_equal(b64_decode_with(a, len, out, n, flags), (long)n);
+      assert_memory_equal(out, in, n);
+      if (n) assert_int_equal(b64_decode_with(a, len, out, n - 1, flags), -1); /* too small */
+    }
   }
 }
 
@@ -94,26 +98,56 @@ static void every_bad_byte(void **state)
 }
 
 /* A run stops at the quad that holds the first character outside the alphabet, wherever it
- * falls (in a vector block, in the slack before the end, in the scalar tail), and both paths
- * decode the same run to the same bytes as b64_decode of that prefix. */
+ * falls (in a vector block, in the slack before the end, in the scalar tail, in either half of
+ * a split), and every path decodes the same run to the same bytes as b64_decode of that
+ * prefix. */
 static void runs(void **state)
 {
   (void)state;
   enum { N = 200 };
   char text[N];
-  unsigned char x[N], y[N], ref[N];
+  unsigned char x[N], ref[N];
   const char stops[] = {'"', '\\', '=', '*', 0};
   for (int pos = 0; pos <= N; pos++)
     for (int k = 0; k < (int)sizeof stops; k++) {
       for (int i = 0; i < N; i++) text[i] = alphabet[(i * 11 + pos) % 64];
       if (pos < N) text[pos] = stops[k];
       size_t want = pos < N ? (size_t)pos / 4 * 4 : N;
-      size_t a = b64_decode_run_with(text, N, x, 1), b = b64_decode_run_with(text, N, y, 0);
-      if (a != want || b != want) fail_msg("stop at %d: simd %zu, scalar %zu", pos, a, b);
       assert_int_equal(b64_decode(text, want, ref, sizeof ref), (long)(want / 4 * 3));
-      assert_memory_equal(x, ref, want / 4 * 3);
-      assert_memory_equal(y, ref, want / 4 * 3);
+      for (int flags = 0; flags < 4; flags++) {
+        size_t got = b64_decode_run_with(text, N, x, flags);
+        if (got != want) fail_msg("stop at %d, flags %d: run of %zu", pos, flags, got);
+        assert_memory_equal(x, ref, want / 4 * 3);
+      }
     }
+}
+
+/* Past B64_SPLIT_MIN the public functions split the work: a large tensor codes to the same text
+ * and bytes as one thread does, and a run over large text stops where one thread stops, whether
+ * the end falls in the first half or the second. */
+static void large_split(void **state)
+{
+  (void)state;
+  size_t n = B64_SPLIT_MIN / 4 * 3 + 1000, len = (n + 2) / 3 * 4;
+  unsigned char *in = malloc(n), *out = malloc(n + 3);
+  char *a = malloc(len), *b = malloc(len);
+  assert_non_null(in), assert_non_null(out), assert_non_null(a), assert_non_null(b);
+  srand(11);
+  for (size_t i = 0; i < n; i++) in[i] = (unsigned char)rand();
+  b64_encode_raw(in, n, a);
+  b64_encode_with(in, n, b, B64_SIMD);
+  assert_memory_equal(a, b, len);
+  assert_int_equal(b64_decode(a, len, out, n), (long)n);
+  assert_memory_equal(out, in, n);
+  size_t stops[] = {len / 4 + 1, len / 2 - 2, len / 2 + 6, len - 9};
+  for (size_t k = 0; k < sizeof stops / sizeof *stops; k++) {
+    memcpy(b, a, len);
+    b[stops[k]] = '"';
+    size_t want = stops[k] / 4 * 4;
+    if (b64_decode_run(b, len, out) != want) fail_msg("stop at %zu", stops[k]);
+    assert_memory_equal(out, in, want / 4 * 3);
+  }
+  free(in), free(out), free(a), free(b);
 }
 
 static void bad_texts(void **state)
@@ -135,6 +169,7 @@ int main(void)
                                      cmocka_unit_test(random_lengths),
                                      cmocka_unit_test(every_bad_byte),
                                      cmocka_unit_test(runs),
+                                     cmocka_unit_test(large_split),
                                      cmocka_unit_test(bad_texts)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
