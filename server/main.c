@@ -32,10 +32,14 @@ int main(int argc, char **argv)
    * otherwise mmap and munmap each one, and the kernel zeroes every fresh page (a sixth of a
    * 64 MB cross-entropy gradient's cost). Up to 1 GiB freed stays with the process for reuse.
    * One arena: a worker's own arena is a 64 MiB mmap'd heap, and glibc mmaps (then munmaps)
-   * anything larger there whatever M_MMAP_MAX says; small blocks come from per-thread caches. */
+   * anything larger there whatever M_MMAP_MAX says; small blocks come from per-thread caches.
+   * No fastbins: in one shared arena, every block of 1 KiB or more (a small request's answer)
+   * first consolidated them under the arena's lock, which the other threads then waited for
+   * (+5% small requests a second; futex calls per request in bench/NOTES.md). */
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_ARENA_MAX, 1);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_MXFAST, 0);
   signal(SIGPIPE, SIG_IGN);
   metrics_init();
   uv_loop_t *loop = uv_default_loop();
