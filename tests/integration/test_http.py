@@ -170,6 +170,33 @@ class Http(unittest.TestCase):
         self.assertEqual(b["loss"]["dtype"], "float64")
         self.assertEqual(unb64(b["grads"]["logits"])[3:], [0.0, 0.0, 0.0])
 
+    def test_large_b64_split_matches_small_requests(self):
+        """A float32 tensor of 5 MB in b64 (6.8 MB of text) is decoded, and its 5 MB gradient
+        encoded, in two halves on two threads (server/b64.c, from 4 MiB); its answer must equal,
+        bit for bit, the rows' answers from small requests coded on one thread."""
+        rows, cols = 64, 20000
+        rnd = random.Random(9)
+        z = [rnd.gauss(0, 2) for _ in range(rows * cols)]
+        tgt = [rnd.randrange(cols) for _ in range(rows)]
+        with Server("--max-body", "16777216", "--max-elements", "2000000") as s:
+            st, _, big = s.post("/v1/losses/cross_entropy", {
+                "inputs": {"logits": {"shape": [rows, cols], "dtype": "float32", "b64": b64("f", z)},
+                           "target": tgt}, "reduction": "sum", "encoding": "b64"}, timeout=120)
+            self.assertEqual(st, 200, big)
+            grad = base64.b64decode(big["grads"]["logits"]["b64"])
+            self.assertEqual(len(grad), rows * cols * 4)
+            total, k = 0.0, 4
+            for r in range(0, rows, k):
+                st, _, part = s.post("/v1/losses/cross_entropy", {
+                    "inputs": {"logits": {"shape": [k, cols], "dtype": "float32",
+                                          "b64": b64("f", z[r * cols:(r + k) * cols])},
+                               "target": tgt[r:r + k]}, "reduction": "sum", "encoding": "b64"})
+                self.assertEqual(st, 200, part)
+                total += part["loss"]
+                self.assertEqual(base64.b64decode(part["grads"]["logits"]["b64"]),
+                                 grad[r * cols * 4:(r + k) * cols * 4], f"rows {r}..{r + k - 1}")
+            self.assertAlmostEqual(big["loss"], total, delta=1e-9 * abs(total))
+
     def test_grad_selection_and_nan(self):
         st, _, b = self.s.post("/v1/losses/kl_div", {
             "inputs": {"input": [-1.0, -0.5], "target": [0.3, 0.7]}, "grad": ["target"]})
