@@ -79,9 +79,18 @@ void sb_init(sb_t *s)
   memset(s, 0, sizeof *s);
 }
 
+void sb_init_in(sb_t *s, char *buf, size_t cap)
+{
+  sb_init(s);
+  s->p = buf;
+  s->cap = cap;
+  s->borrowed = 1;
+  buf[0] = 0;
+}
+
 void sb_free(sb_t *s)
 {
-  free(s->p);
+  if (!s->borrowed) free(s->p);
   sb_init(s);
 }
 
@@ -91,11 +100,12 @@ static int sb_reserve(sb_t *s, size_t extra)
   if (s->len + extra + 1 <= s->cap) return 0;
   size_t cap = s->cap ? s->cap : 256;
   while (cap < s->len + extra + 1) cap *= 2;
-  char *p = realloc(s->p, cap);
+  char *p = s->borrowed ? malloc(cap) : realloc(s->p, cap);
   if (!p) {
     s->oom = 1;
     return -1;
   }
+  if (s->borrowed) memcpy(p, s->p, s->len + 1), s->borrowed = 0;
   s->p = p;
   s->cap = cap;
   return 0;

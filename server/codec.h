@@ -30,9 +30,13 @@ typedef struct {
   char *p;
   size_t len, cap;
   int oom;
+  int borrowed; /* p is the caller's buffer (sb_init_in), not the heap's */
 } sb_t;
 
 void sb_init(sb_t *s);
+/* Start in the caller's buffer of cap bytes, moving to the heap only if the text outgrows it;
+ * sb_take may then hand back buf itself. */
+void sb_init_in(sb_t *s, char *buf, size_t cap);
 void sb_free(sb_t *s);
 void sb_putn(sb_t *s, const char *p, size_t n);
 void sb_puts(sb_t *s, const char *p);
@@ -42,7 +46,7 @@ void sb_printf(sb_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3
 void sb_double(sb_t *s, double v);
 /* A JSON string literal with escapes. */
 void sb_jstr(sb_t *s, const char *str);
-/* Take the buffer (caller frees); s is reset. */
+/* Take the buffer (caller frees, unless it is the one given to sb_init_in); s is reset. */
 char *sb_take(sb_t *s, size_t *len);
 
 typedef struct {

@@ -200,10 +200,23 @@ static json_t *parse_body(req_t *r, sb_t *out, int *status, lift_blobs_t *blobs)
   return body;
 }
 
+/* The answer: in the request's own buffer when it fits. Out of memory, none: the loop thread
+ * answers 500 (done_compute). */
+static void take_answer(req_t *r, sb_t *out, int status)
+{
+  r->wstatus = status;
+  if (out->oom) {
+    sb_free(out);
+    r->wbody = NULL;
+    return;
+  }
+  r->wbody = sb_take(out, &r->wlen);
+}
+
 static void work_loss(req_t *r)
 {
   sb_t out;
-  sb_init(&out);
+  sb_init_in(&out, r->out_buf, sizeof r->out_buf);
   int status;
   lift_blobs_t blobs;
   json_t *body = parse_body(r, &out, &status, &blobs);
@@ -213,14 +226,13 @@ static void work_loss(req_t *r)
   }
   lift_blobs_free(&blobs);
   sb_putn(&out, "\n", 1);
-  r->wstatus = out.oom ? 500 : status;
-  r->wbody = sb_take(&out, &r->wlen);
+  take_answer(r, &out, status);
 }
 
 static void work_batch(req_t *r)
 {
   sb_t out;
-  sb_init(&out);
+  sb_init_in(&out, r->out_buf, sizeof r->out_buf);
   int status = 200;
   lift_blobs_t blobs;
   json_t *body = parse_body(r, &out, &status, &blobs), *calls = NULL;
@@ -268,8 +280,7 @@ done:
   json_decref(body);
   lift_blobs_free(&blobs);
   sb_putn(&out, "\n", 1);
-  r->wstatus = out.oom ? 500 : status;
-  r->wbody = sb_take(&out, &r->wlen);
+  take_answer(r, &out, status);
 }
 
 static void done_compute(req_t *r)

@@ -21,6 +21,14 @@ typedef struct req req_t;
 
 typedef enum { M_GET, M_POST, M_PUT, M_DELETE, M_HEAD, M_OTHER } method_t;
 
+/* A request's small buffers live in it: the path, a body of up to REQ_BODY - 1 bytes, an
+ * answer of up to REQ_OUT - 1 bytes. Request objects are kept for reuse by the loop thread
+ * (up to REQ_SPARE), so a small request allocates nothing of its own. */
+#define REQ_PATH  64
+#define REQ_BODY  2048
+#define REQ_OUT   4096
+#define REQ_SPARE 256
+
 struct req {
   server_t *srv;
   struct MHD_Connection *conn;
@@ -57,6 +65,10 @@ struct req {
   void *wait_owner;
   req_t *wait_next;
   uint64_t wait_deadline;
+  /* The inline buffers (not zeroed on reuse): path_buf first, the header ends there. */
+  char path_buf[REQ_PATH];
+  char body_buf[REQ_BODY];
+  char out_buf[REQ_OUT]; /* the worker's answer, when it fits */
 };
 
 struct server {
@@ -75,7 +87,9 @@ struct server {
   long inflight; /* requests received and not answered */
   long queued;   /* compute work queued or running */
   size_t inflight_bytes;
-  long alive; /* req_t objects alive */
+  long alive;   /* req_t objects alive */
+  req_t *spare; /* request objects kept for reuse, linked by batch_next */
+  long nspare;
   uint64_t stop_deadline;
   void *mt; /* multitask registry */
 };

@@ -281,6 +281,33 @@ class Http(unittest.TestCase):
         req = (b"POST /v1/losses/cross_entropy HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
         self.assertEqual(status_of(raw_http(self.s.port, req)), 413)
 
+    def test_chunked_bodies_small_and_growing(self):
+        """Bodies without a Content-Length start in the request's own 2 KiB buffer and move to
+        the heap when they outgrow it; answers whose text outgrows the request's 4 KiB buffer
+        move too. Each answer equals the one for the same body sent with a Content-Length."""
+        rnd = random.Random(3)
+        big = {"inputs": {"logits": [[rnd.gauss(0, 2) for _ in range(30)] for _ in range(40)],
+                          "target": [rnd.randrange(30) for _ in range(40)]}}
+        for body, piece in ((CE_BODY, 7), (big, 1000)):
+            raw = json.dumps(body).encode()
+            chunks = b"".join(b"%x\r\n" % len(raw[i:i + piece]) + raw[i:i + piece] + b"\r\n"
+                              for i in range(0, len(raw), piece))
+            req = (b"POST /v1/losses/cross_entropy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                   b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   + chunks + b"0\r\n\r\n")
+            out = raw_http(self.s.port, req)
+            self.assertEqual(status_of(out), 200, out[:300])
+            st, _, want = self.s.post("/v1/losses/cross_entropy", body)
+            self.assertEqual(st, 200)
+            self.assertEqual(json.loads(out.partition(b"\r\n\r\n")[2]), want)
+        self.assertGreater(len(json.dumps(want)), 4096)
+
+    def test_long_path(self):
+        name = "x" * 150  # longer than the request's own 64-byte path buffer
+        st, _, b = self.s.request("GET", "/v1/losses/" + name)
+        self.assertEqual(st, 404)
+        self.assertIn(name, b["error"]["message"])
+
     def test_500_concurrent(self):
         body = json.dumps(CE_BODY).encode()
         ok = sum(status_of(d) == 200 and b"0.3454563805893" in d

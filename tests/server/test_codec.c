@@ -178,10 +178,39 @@ static void long_names(void **state)
   }
 }
 
+/* A text builder started in the caller's buffer keeps it while the text fits (sb_take hands
+ * the buffer back), and moves to the heap with the text so far when it outgrows it. */
+static void borrowed_buffer(void **state)
+{
+  (void)state;
+  char buf[16];
+  sb_t s;
+  sb_init_in(&s, buf, sizeof buf);
+  sb_puts(&s, "0123456789");
+  size_t len;
+  char *p = sb_take(&s, &len);
+  assert_ptr_equal(p, buf);
+  assert_string_equal(p, "0123456789");
+  assert_int_equal(len, 10);
+  sb_init_in(&s, buf, sizeof buf);
+  sb_puts(&s, "0123456789");
+  sb_puts(&s, "abcdefghij"); /* 21 bytes with the terminator: to the heap */
+  p = sb_take(&s, &len);
+  assert_ptr_not_equal(p, buf);
+  assert_string_equal(p, "0123456789abcdefghij");
+  assert_int_equal(len, 20);
+  free(p);
+  sb_init_in(&s, buf, sizeof buf);
+  sb_puts(&s, "abc");
+  sb_free(&s); /* not the heap's: nothing to free (ASan would say otherwise) */
+  assert_null(s.p);
+}
+
 int main(void)
 {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(forms), cmocka_unit_test(errors),
-                                     cmocka_unit_test(number_text), cmocka_unit_test(tensor_text),
-                                     cmocka_unit_test(long_names)};
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(forms),       cmocka_unit_test(errors),
+      cmocka_unit_test(number_text), cmocka_unit_test(tensor_text),
+      cmocka_unit_test(long_names),  cmocka_unit_test(borrowed_buffer)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
