@@ -302,6 +302,24 @@ class Http(unittest.TestCase):
             self.assertEqual(json.loads(out.partition(b"\r\n\r\n")[2]), want)
         self.assertGreater(len(json.dumps(want)), 4096)
 
+    def test_body_sizes_around_the_inline_buffer(self):
+        """Bodies of 2046 to 2050 bytes (the request's own buffer holds 2047 and a terminator),
+        with a Content-Length and chunked in 100-byte pieces, all give CE_BODY's answer."""
+        st, _, want = self.s.post("/v1/losses/cross_entropy", CE_BODY)
+        self.assertEqual(st, 200)
+        raw = json.dumps(CE_BODY).encode()
+        for size in range(2046, 2051):
+            body = raw + b" " * (size - len(raw))
+            st, _, got = raw_request(self.s.port, "POST", "/v1/losses/cross_entropy", body)
+            self.assertEqual((st, got), (200, want), size)
+            chunks = b"".join(b"%x\r\n" % len(body[i:i + 100]) + body[i:i + 100] + b"\r\n"
+                              for i in range(0, len(body), 100))
+            out = raw_http(self.s.port, b"POST /v1/losses/cross_entropy HTTP/1.1\r\nHost: x\r\n"
+                           b"Connection: close\r\nContent-Type: application/json\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
+            self.assertEqual(status_of(out), 200, size)
+            self.assertEqual(json.loads(out.partition(b"\r\n\r\n")[2]), want, size)
+
     def test_long_path(self):
         name = "x" * 150  # longer than the request's own 64-byte path buffer
         st, _, b = self.s.request("GET", "/v1/losses/" + name)
