@@ -35,7 +35,7 @@ int main(int argc, char **argv)
    * anything larger there whatever M_MMAP_MAX says; small blocks come from per-thread caches.
    * No fastbins: in one shared arena, every block of 1 KiB or more (a small request's answer)
    * first consolidated them under the arena's lock, which the other threads then waited for
-   * (+5% small requests a second; futex calls per request in bench/NOTES.md). */
+   * (+5% to +9% small requests a second; bench/NOTES.md). */
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_ARENA_MAX, 1);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
