@@ -10,6 +10,7 @@
 #include "b64.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -213,16 +214,31 @@ typedef struct {
   size_t n;
   void *out;
   int simd, decode;
-  size_t done; /* decode: the characters consumed */
+  size_t done;        /* decode: the characters consumed */
+  atomic_int stopped; /* decode: the first half's run ended early, so this half's is not wanted */
 } half_t;
+
+/* A decode's second half goes in steps of this many characters, checking between them whether
+ * the first half has found the run's end already: a run over text whose end is not known (a
+ * string in the rest of a body) may end long before the middle, and the helper would otherwise
+ * decode whatever lies there (another tensor's base64, say) while the caller waits for it. */
+#define HALF_STEP ((size_t)1 << 20)
 
 static void *run_half(void *arg)
 {
   half_t *h = arg;
-  if (h->decode)
-    h->done = decode_run_serial(h->in, h->n, h->out, h->simd);
-  else
+  if (!h->decode) {
     encode_serial(h->in, h->n, h->out, h->simd);
+    return NULL;
+  }
+  const char *in = h->in;
+  unsigned char *out = h->out;
+  while (h->done < h->n && !atomic_load_explicit(&h->stopped, memory_order_relaxed)) {
+    size_t k = h->n - h->done < HALF_STEP ? h->n - h->done : HALF_STEP;
+    size_t got = decode_run_serial(in + h->done, k, out + h->done / 4 * 3, h->simd);
+    h->done += got;
+    if (got < k) break;
+  }
   return NULL;
 }
 
@@ -246,9 +262,10 @@ size_t b64_decode_run_with(const char *in, size_t n, unsigned char *out, int fla
    * bytes past it are then unspecified, as the contract allows), else both halves' joined. */
   size_t mid = n / 2 / 4 * 4;
   pthread_t t;
-  half_t h = {in + mid, n - mid, out + mid / 4 * 3, simd, 1, 0};
+  half_t h = {in + mid, n - mid, out + mid / 4 * 3, simd, 1, 0, 0};
   if ((flags & B64_SPLIT) && mid >= 4 && !start_half(&t, &h)) {
     size_t a = decode_run_serial(in, mid, out, simd);
+    if (a < mid) atomic_store_explicit(&h.stopped, 1, memory_order_relaxed);
     pthread_join(t, NULL);
     return a < mid ? a : mid + h.done;
   }
@@ -265,7 +282,7 @@ void b64_encode_with(const unsigned char *p, size_t n, char *o, int flags)
   int simd = flags & B64_SIMD;
   size_t half = n / 2 / 3 * 3; /* whole triples: the padding, if any, is the helper's */
   pthread_t t;
-  half_t h = {p + half, n - half, o + half / 3 * 4, simd, 0, 0};
+  half_t h = {p + half, n - half, o + half / 3 * 4, simd, 0, 0, 0};
   if ((flags & B64_SPLIT) && half >= 3 && !start_half(&t, &h)) {
     encode_serial(p, half, o, simd);
     pthread_join(t, NULL);
