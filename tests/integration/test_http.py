@@ -247,6 +247,19 @@ class Http(unittest.TestCase):
             for k, v in want["extra"].items():  # the listed extras; others may be present
                 self.assertTrue(close_to(got["extra"][k], v, 1e-7, 1e-10), (name, k))
 
+    def test_readme_example(self):
+        """README.md's curl example answers what README.md shows, to the last few ulps (the
+        shown text is one build's; another CPU's kernel path may differ in the last digit)."""
+        with open(os.path.join(ROOT, "README.md")) as fh:
+            readme = fh.read()
+        cmd = readme.split("```sh\ncurl ", 1)[1].split("```", 1)[0]
+        path = cmd.split()[1].replace("localhost:8080", "")
+        body = json.loads(cmd.split("-d '", 1)[1].rsplit("'", 1)[0])
+        shown = json.loads(readme.split("```json\n", 1)[1].split("```", 1)[0])
+        st, _, got = self.s.post(path, body)
+        self.assertEqual(st, 200, got)
+        self.assertTrue(close_to(got, shown, 1e-14, 1e-17), (got, shown))
+
     def test_invalid_corpus(self):
         files = sorted(glob.glob(os.path.join(ROOT, "tests", "data", "http", "invalid", "*.json")))
         self.assertGreaterEqual(len(files), 100)
