@@ -209,13 +209,23 @@ void mt_config_json(sb_t *s, const mt_config_t *c)
   case LOSS_MT_GRADNORM:
     if (c->method == LOSS_MT_UNCERTAINTY)
       sb_printf(s, "\"form\":\"%s\",", forms[c->form]);
-    else
-      sb_printf(s, "\"alpha\":%.17g,\"warmup_steps\":%lld,", c->alpha, (long long)c->warmup);
-    sb_printf(s, "\"optimizer\":\"%s\",\"lr\":%.17g,\"betas\":[%.17g,%.17g],\"eps\":%.17g",
-              opts[c->opt], c->lr, c->beta1, c->beta2, c->eps);
+    else {
+      sb_puts(s, "\"alpha\":");
+      sb_double(s, c->alpha);
+      sb_printf(s, ",\"warmup_steps\":%lld,", (long long)c->warmup);
+    }
+    sb_printf(s, "\"optimizer\":\"%s\",\"lr\":", opts[c->opt]);
+    sb_double(s, c->lr);
+    sb_puts(s, ",\"betas\":");
+    double betas[2] = {c->beta1, c->beta2};
+    vec(s, betas, 2);
+    sb_puts(s, ",\"eps\":");
+    sb_double(s, c->eps);
     break;
   case LOSS_MT_DWA:
-    sb_printf(s, "\"temperature\":%.17g,\"window\":%lld", c->temperature, (long long)c->window);
+    sb_puts(s, "\"temperature\":");
+    sb_double(s, c->temperature);
+    sb_printf(s, ",\"window\":%lld", (long long)c->window);
     break;
   }
   sb_puts(s, "}");

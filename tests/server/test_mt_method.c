@@ -97,8 +97,47 @@ static void config(void **state)
   }
 }
 
+/* A config's JSON has the shortest digits that read back (0.9, not 0.90000000000000002), and
+ * parses back to the same config. */
+static void config_json(void **state)
+{
+  (void)state;
+  const char *in[][2] = {
+      {"{\"method\": \"gradnorm\", \"tasks\": [\"a\", \"b\"], \"world_size\": 2, "
+       "\"params\": {\"alpha\": 0.3, \"betas\": [0.9, 0.999], \"eps\": 1e-8}}",
+       "\"params\":{\"alpha\":0.3,\"warmup_steps\":1,\"optimizer\":\"adam\",\"lr\":0.025,"
+       "\"betas\":[0.9,0.999],\"eps\":1.0e-8}"},
+      {"{\"method\": \"uncertainty\", \"tasks\": [\"a\"], \"params\": {\"lr\": 0.1}}",
+       "\"params\":{\"form\":\"libmtl\",\"optimizer\":\"sgd\",\"lr\":0.1,"
+       "\"betas\":[0.9,0.999],\"eps\":1.0e-8}"},
+      {"{\"method\": \"dwa\", \"tasks\": [\"a\", \"b\"], \"params\": {\"temperature\": 0.7}}",
+       "\"params\":{\"temperature\":0.7,\"window\":1}"},
+  };
+  for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+    json_t *j = json_loads(in[i][0], 0, NULL);
+    mt_config_t a, b;
+    api_error_t e;
+    assert_int_equal(mt_config_parse(j, 0, &a, &e), 0);
+    json_decref(j);
+    sb_t s;
+    sb_init(&s);
+    sb_puts(&s, "{");
+    mt_config_json(&s, &a);
+    sb_puts(&s, "}");
+    char *text = sb_take(&s, NULL);
+    if (!strstr(text, in[i][1])) fail_msg("%s\nlacks %s", text, in[i][1]);
+    j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(mt_config_parse(j, 1, &b, &e), 0);
+    assert_true(mt_config_equal(&a, &b));
+    json_decref(j);
+    free(text);
+  }
+}
+
 int main(void)
 {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(trajectories), cmocka_unit_test(config)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(trajectories), cmocka_unit_test(config),
+                                     cmocka_unit_test(config_json)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
