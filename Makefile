@@ -168,6 +168,7 @@ fuzz: $(BUILD)/fuzz/fuzz_request
 	  -rss_limit_mb=2048 $(BUILD)/fuzz/corpus
 
 golden:
+	@sh tests/deps.sh golden
 	$(PYTHON) tests/golden/gen.py tests/golden
 	$(PYTHON) tests/golden/gen_multitask.py tests/golden
 	$(PYTHON) proto/make_examples.py
