@@ -376,14 +376,13 @@ static void emit(out_t *o, size_t upto, const char *text, size_t resume)
 }
 
 /* Placeholder text without printf (it runs for every array of every request): pre, the nonce,
- * mid, k (0 <= k < 100), post. Returns the length; ph holds at least 40 bytes. */
-static int placeholder(char *ph, const char *pre, const char *nonce, const char *mid, int k,
-                       const char *post)
+ * k in decimal (0 <= k < 100), post. Returns the length; ph holds at least 40 bytes. */
+_Static_assert(LIFT_MAX_BLOBS <= 100, "placeholders name blobs with one or two digits");
+static int placeholder(char *ph, const char *pre, const char *nonce, int k, const char *post)
 {
   int n = 0;
   for (const char *t = pre; *t; t++) ph[n++] = *t;
   memcpy(ph + n, nonce, 8), n += 8;
-  for (const char *t = mid; *t; t++) ph[n++] = *t;
   if (k >= 10) ph[n++] = (char)('0' + k / 10);
   ph[n++] = (char)('0' + k % 10);
   for (const char *t = post; *t; t++) ph[n++] = *t;
@@ -420,7 +419,7 @@ static size_t lift_b64(out_t *o, size_t n, size_t i, lift_blob_t *b, int k, cons
   b->data = fit ? fit : d;
   b->bytes = (long)bytes;
   char ph[40];
-  placeholder(ph, "#", nonce, "", k, ""); /* fits: the string was >= 4096 characters */
+  placeholder(ph, "#", nonce, k, ""); /* fits: the string was >= 4096 characters */
   emit(o, i + 1, ph, i + 1 + end);
   return i + 1 + end;
 }
@@ -450,7 +449,7 @@ static lift_blob_t *ref(lift_blobs_t *blobs, const char *text, char mark, lift_k
   if (strncmp(text + 1, blobs->nonce, nl)) return NULL;
   const char *d = text + 1 + nl;
   int k = 0, digits = 0;
-  for (; *d >= '0' && *d <= '9' && digits < 3; d++, digits++) k = 10 * k + (*d - '0');
+  for (; *d >= '0' && *d <= '9' && digits < 2; d++, digits++) k = 10 * k + (*d - '0');
   if (*d || !digits || k >= blobs->count) return NULL;
   lift_blob_t *b = &blobs->b[k];
   return b->kind == kind && b->data ? b : NULL;
@@ -500,7 +499,7 @@ size_t lift_body(char *p, size_t n, size_t max_elems, lift_blobs_t *out)
       lift_blob_t *b = &out->b[out->count];
       size_t end = scan_array(p, n, i, max_elems, b);
       char ph[40];
-      int phl = placeholder(ph, "\"\\u0001", out->nonce, "", out->count, "\"");
+      int phl = placeholder(ph, "\"\\u0001", out->nonce, out->count, "\"");
       if (end && end - i < (size_t)phl) { /* no room in place: short arrays stay */
         free(b->data);
         end = 0;
